@@ -1,0 +1,111 @@
+"""The public artifact: one zip file the model owner hands to data owners.
+
+Members:
+
+- ``manifest.json``: :class:`ArtifactManifest` (format version, proxy kind, shapes, classes,
+  CKKS parameters, slot layout, artifact id, SHA-256 of every other member);
+- ``manifest.sha256``: SHA-256 of ``manifest.json`` (the artifact's content hash);
+- ``psi.onnx``: the efficacy-feature graph, inputs ``X`` float32 [n, d] and ``y`` int64 [n]
+  (class indices), output ``psi`` float32 [n, m];
+- ``context.tenseal``: the public CKKS context (public key only, no secret key);
+- ``w_<i>.ckks``: the encrypted value vector, one ciphertext per chunk.
+
+Nothing is pickled; every member is checked against its hash on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mde.errors import ArtifactError
+from mde.sealing import CKKSParams, Layout
+
+__all__ = ["ArtifactManifest", "ARTIFACT_FORMAT", "ARTIFACT_FORMAT_VERSION", "write_artifact", "read_artifact"]
+
+ARTIFACT_FORMAT = "mde-artifact"
+ARTIFACT_FORMAT_VERSION = 1
+_MANIFEST = "manifest.json"
+_MANIFEST_HASH = "manifest.sha256"
+
+
+class ArtifactManifest(BaseModel):
+    """Everything a data owner needs to know about an artifact, besides its members."""
+
+    model_config = ConfigDict(frozen=True)
+
+    format: str = ARTIFACT_FORMAT
+    format_version: int = ARTIFACT_FORMAT_VERSION
+    mde_version: str
+    artifact_id: str
+    proxy_kind: str
+    mode: str = "sealed-value"
+    n_features: int = Field(ge=1)
+    psi_dim: int = Field(ge=1)
+    classes: list[Any]
+    ckks: CKKSParams
+    layout: Layout
+    members: dict[str, str]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_artifact(path: str | os.PathLike[str], manifest_fields: dict[str, Any], members: dict[str, bytes]) -> tuple[ArtifactManifest, str]:
+    """Write an artifact; return its manifest and content hash (SHA-256 of the manifest)."""
+    manifest = ArtifactManifest(**manifest_fields, members={k: _sha256(v) for k, v in members.items()})
+    mbytes = manifest.model_dump_json(indent=2).encode()
+    digest = _sha256(mbytes)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(_MANIFEST, mbytes)
+        zf.writestr(_MANIFEST_HASH, digest.encode())
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return manifest, digest
+
+
+def read_artifact(source: str | os.PathLike[str] | bytes) -> tuple[ArtifactManifest, str, dict[str, bytes]]:
+    """Read and verify an artifact: format, version, manifest hash and every member hash.
+
+    Raises
+    ------
+    ArtifactError
+        If the file is missing, not an artifact, of another version, or tampered.
+    """
+    try:
+        handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+        with zipfile.ZipFile(handle) as zf:
+            files = {name: zf.read(name) for name in zf.namelist()}
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"artifact file {source!s} does not exist.") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        raise ArtifactError(f"not a readable MDE artifact (damaged or tampered file): {exc}") from exc
+    if _MANIFEST not in files or _MANIFEST_HASH not in files:
+        raise ArtifactError("not an MDE artifact: manifest missing. Export one with proxy.export(path).")
+    mbytes = files.pop(_MANIFEST)
+    digest = files.pop(_MANIFEST_HASH).decode(errors="replace").strip()
+    if _sha256(mbytes) != digest:
+        raise ArtifactError("artifact manifest was modified (its SHA-256 does not match); refusing it.")
+    try:
+        manifest = ArtifactManifest.model_validate_json(mbytes)
+    except ValidationError as exc:
+        raise ArtifactError(f"artifact manifest is invalid: {exc}") from exc
+    if manifest.format != ARTIFACT_FORMAT or manifest.format_version != ARTIFACT_FORMAT_VERSION:
+        raise ArtifactError(
+            f"artifact format {manifest.format!r} v{manifest.format_version} is not supported "
+            f"(this MDE reads {ARTIFACT_FORMAT!r} v{ARTIFACT_FORMAT_VERSION}); ask the model owner to re-export."
+        )
+    if set(files) != set(manifest.members):
+        raise ArtifactError(
+            f"artifact members {sorted(files)} do not match its manifest {sorted(manifest.members)}; refusing it."
+        )
+    for name, data in files.items():
+        if _sha256(data) != manifest.members[name]:
+            raise ArtifactError(f"artifact member {name!r} was modified (SHA-256 mismatch); refusing it.")
+    return manifest, digest, files

@@ -1,0 +1,149 @@
+"""Influence proxy: a softmax head on compressed inputs, valued with influence functions.
+
+The head ``p(x) = softmax(Theta phi(x))`` (``phi`` = whitened PCA or random projection of
+``x`` plus a constant 1) is fitted with L2 strength ``l2`` to the black box's probabilities
+on ``X_train``. With ``H`` the Hessian of the regularised mean training loss and
+``g_test`` the mean gradient of the test log-loss (true test labels),
+
+    psi(x, y) = vec((p(x) - e_y) phi(x)^T)        (the record's loss gradient)
+    w        = H^-1 g_test / n_train
+
+so ``<w, psi(z)>`` is the first-order reduction of the head's mean test log-loss (nats)
+when ``z`` is added to the ``n_train`` training records (Koh & Liang; seed 000 eq. 7 with
+the sign turned so that useful is positive). The efficacy of a set is the sum over its
+records (additive, first order).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+
+from adapters.base import softmax
+from mde.errors import InputError
+from mde.compression import fit_compression
+from mde.proxy import Proxy
+
+__all__ = ["InfluenceProxy"]
+
+
+def _head_psi(phi: np.ndarray, theta: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+    diff = softmax(phi @ theta.T)
+    diff[np.arange(len(y_idx)), y_idx] -= 1.0
+    return (diff[:, :, None] * phi[:, None, :]).reshape(len(y_idx), -1)
+
+
+def fit_softmax_head(phi: np.ndarray, targets: np.ndarray, l2: float) -> np.ndarray:
+    """Minimise mean cross-entropy to soft ``targets`` + (l2 / 2) ||Theta||^2 with L-BFGS."""
+    n, q = phi.shape
+    k = targets.shape[1]
+
+    def fun(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = flat.reshape(k, q)
+        logits = phi @ theta.T
+        logits -= logits.max(axis=1, keepdims=True)
+        logz = np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        logp = logits - logz
+        loss = -(targets * logp).sum() / n + 0.5 * l2 * (flat @ flat)
+        grad = (np.exp(logp) - targets).T @ phi / n + l2 * theta
+        return loss, grad.ravel()
+
+    res = minimize(fun, np.zeros(k * q), jac=True, method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-9})
+    return res.x.reshape(k, q)
+
+
+def head_hessian(phi: np.ndarray, theta: np.ndarray, l2: float, chunk: int = 2048) -> np.ndarray:
+    """Hessian of the regularised mean cross-entropy of a softmax head (row-major vec(Theta))."""
+    n, q = phi.shape
+    k = theta.shape[0]
+    H = np.zeros((k * q, k * q))
+    for i in range(0, n, chunk):
+        f = phi[i : i + chunk]
+        p = softmax(f @ theta.T)
+        # H = sum_i (diag(p_i) - p_i p_i^T) kron f_i f_i^T
+        pf = (p[:, :, None] * f[:, None, :]).reshape(len(f), k * q)
+        H -= pf.T @ pf
+        diag = np.einsum("ia,ij,il->ajl", p, f, f)
+        for a in range(k):
+            H[a * q : (a + 1) * q, a * q : (a + 1) * q] += diag[a]
+    H /= n
+    H[np.diag_indices_from(H)] += l2
+    return H
+
+
+class InfluenceProxy(Proxy):
+    """Influence of records on a compressed softmax head of the black box.
+
+    Parameters
+    ----------
+    n_components : int
+        Compression dimension r (clipped to the data). psi has ``k * (r + 1)`` features.
+    compression : {"pca", "random"}
+        PCA fitted on ``X_train`` or a Gaussian random projection; both whitened.
+    l2 : float
+        L2 strength of the head (on whitened features, so comparable across data sets).
+    random_state : int, optional
+    """
+
+    kind = "influence"
+
+    def __init__(
+        self, *, n_components: int = 32, compression: str = "pca", l2: float = 1e-2, random_state: int | None = None
+    ) -> None:
+        self.n_components = n_components
+        self.compression = compression
+        self.l2 = l2
+        self.random_state = random_state
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "n_components": self.n_components,
+            "compression": self.compression,
+            "l2": self.l2,
+            "random_state": self.random_state,
+        }
+
+    def _fit(self, bb: Any, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> None:
+        if not self.l2 > 0:
+            raise InputError(f"l2 must be > 0 (the softmax head's Hessian is singular without it); got {self.l2}.")
+        if int(self.n_components) < 1:
+            raise InputError(f"n_components must be >= 1; got {self.n_components}.")
+        rng = np.random.default_rng(self.random_state)
+        self.P_, self.c_ = fit_compression(Xtr, self.compression, int(self.n_components), rng)
+        phi = Xtr @ self.P_ + self.c_
+        soft = bb.predict_proba(Xtr)
+        self.theta_ = fit_softmax_head(phi, soft, self.l2)
+        H = head_hessian(phi, self.theta_, self.l2)
+        phi_te = Xte @ self.P_ + self.c_
+        g_test = _head_psi(phi_te, self.theta_, yte).mean(axis=0)
+        self.w_ = np.linalg.solve(H, g_test) / Xtr.shape[0]
+
+    def _phi(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.P_ + self.c_
+
+    def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        return _head_psi(self._phi(X), self.theta_, y_idx)
+
+    def _scores_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        # <w, vec(diff phi^T)> = sum_a diff_a (W phi)_a, without materialising psi
+        phi = self._phi(X)
+        diff = softmax(phi @ self.theta_.T)
+        diff[np.arange(len(y_idx)), y_idx] -= 1.0
+        W = self.w_.reshape(self.theta_.shape)
+        return np.einsum("ia,ia->i", diff, phi @ W.T)
+
+    def _predict_idx(self, X: np.ndarray) -> np.ndarray:
+        return np.argmax(self._phi(X) @ self.theta_.T, axis=1)
+
+    def _psi_onnx(self) -> bytes:
+        from mde.onnx_graphs import softmax_head_psi_graph
+
+        return softmax_head_psi_graph(self.P_, self.c_, self.theta_)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"P_": self.P_, "c_": self.c_, "theta_": self.theta_, "w_": self.w_}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.P_, self.c_, self.theta_, self.w_ = arrays["P_"], arrays["c_"], arrays["theta_"], arrays["w_"]

@@ -1,0 +1,289 @@
+"""The model owner's proxy: efficacy features ``psi``, secret value vector ``w``, and the
+owner's half of the protocol (export, open, verify).
+
+Every proxy kind subclasses :class:`Proxy` and supplies ``_fit``, ``_psi_batch`` and
+``_psi_onnx``; efficacy is always ``sum over records of <w, psi(x, y)>``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mde.artifact import write_artifact
+from mde.commitment import Committer
+from mde.errors import DeliveryError, NotFittedError, ReplayError, SealedScoreError
+from mde.report import EfficacyReport
+from mde.sealed import SealedScore
+from mde.sealing import CKKSParams, encrypt_values, make_layout, make_secret_context, public_context_bytes, unseal_blocks
+from mde.validation import as_native, check_matrix, check_Xy
+
+__all__ = ["Proxy"]
+
+
+class Proxy(ABC):
+    """Base class of all proxies.
+
+    Fitted attributes (set by ``fit``): ``classes_``, ``n_features_in_``, ``psi_dim_``,
+    ``w_`` (secret), ``n_train_``, ``fidelity_``, ``build_seconds_``.
+    """
+
+    kind: ClassVar[str]
+
+    # -- building ---------------------------------------------------------------------
+    def fit(self, blackbox: Any, X_train: Any, y_train: Any, X_test: Any, y_test: Any) -> Proxy:
+        """Build the proxy from black-box queries and the owner's training and test sets.
+
+        Returns
+        -------
+        self
+        """
+        from adapters import wrap
+
+        start = time.perf_counter()
+        bb = wrap(blackbox)
+        classes = list(bb.classes_)
+        Xtr, ytr = check_Xy(X_train, y_train, bb.n_features_in_, classes)
+        Xte, yte = check_Xy(X_test, y_test, bb.n_features_in_, classes)
+        self.classes_ = np.asarray(bb.classes_)
+        self.n_features_in_ = int(bb.n_features_in_)
+        self.n_train_ = int(Xtr.shape[0])
+        self._fit(bb, Xtr, ytr, Xte, yte)
+        self.psi_dim_ = int(self.w_.shape[0])
+        self.fidelity_ = float(np.mean(self._predict_idx(Xte) == np.argmax(bb.predict_proba(Xte), axis=1)))
+        self.build_seconds_ = time.perf_counter() - start
+        self._context: Any = None
+        self.artifacts_: dict[str, dict[str, Any]] = {}
+        self.opened_: dict[str, int] = {}
+        return self
+
+    @abstractmethod
+    def _fit(self, bb: Any, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> None:
+        """Set ``w_`` and the state ``_psi_batch`` needs."""
+
+    @abstractmethod
+    def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        """Efficacy features (n, m) of validated records."""
+
+    @abstractmethod
+    def _psi_onnx(self) -> bytes:
+        """Serialized ONNX graph computing ``psi`` from ``X`` float32 and ``y`` int64."""
+
+    @abstractmethod
+    def _predict_idx(self, X: np.ndarray) -> np.ndarray:
+        """Arg-max class index the proxy itself predicts (for fidelity)."""
+
+    def _scores_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        return self._psi_batch(X, y_idx) @ self.w_
+
+    @abstractmethod
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments (scikit-learn convention)."""
+
+    @abstractmethod
+    def _state(self) -> dict[str, np.ndarray]:
+        """Learned arrays to save in the owner's private file."""
+
+    @abstractmethod
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore learned arrays."""
+
+    # -- plaintext efficacy (the model owner's view) -----------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "w_"):
+            raise NotFittedError(f"this {type(self).__name__} is not built yet; call mde.build_proxy(...) first.")
+
+    def _validate(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        return check_Xy(X, y, self.n_features_in_, list(self.classes_))
+
+    def psi(self, X: Any, y: Any) -> np.ndarray:
+        """Efficacy features psi(x, y) of each record, shape (n, psi_dim_)."""
+        Xa, yi = self._validate(X, y)
+        return self._psi_batch(Xa, yi)
+
+    def record_scores(self, X: Any, y: Any, batch_size: int = 8192) -> np.ndarray:
+        """Per-record efficacy ``<w, psi(x_i, y_i)>``; they sum to :meth:`efficacy`."""
+        Xa, yi = self._validate(X, y)
+        return np.concatenate(
+            [self._scores_batch(Xa[i : i + batch_size], yi[i : i + batch_size]) for i in range(0, Xa.shape[0], batch_size)]
+        )
+
+    def efficacy(self, X: Any, y: Any, batch_size: int = 8192) -> float:
+        """Efficacy of a data set in plaintext: predicted reduction of the owner's mean test
+        log-loss (nats) if the records were added to training; positive = useful."""
+        return float(self.record_scores(X, y, batch_size).sum())
+
+    def gradient_norm(self, X: Any, y: Any) -> float:
+        """Baseline appraisal: norm of the summed efficacy features (seed 000 eq. 3)."""
+        return float(np.linalg.norm(self.psi(X, y).sum(axis=0)))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels the proxy itself predicts."""
+        self._check_fitted()
+        return self.classes_[self._predict_idx(check_matrix(X, self.n_features_in_))]
+
+    # -- protocol -------------------------------------------------------------------------
+    def export(self, path: str | os.PathLike[str], ckks: CKKSParams | None = None) -> str:
+        """Write the public artifact (psi graph, Enc(w), public context); return its id.
+
+        The artifact holds no secret key and no plaintext ``w``. Each export gets a new id;
+        the proxy remembers it so that :meth:`open` accepts scores made against it.
+        """
+        from mde import __version__
+
+        self._check_fitted()
+        params = ckks or CKKSParams()
+        if self._context is None:
+            self._context = make_secret_context(params)
+            self._ckks = params
+        elif params != self._ckks:
+            raise SealedScoreError("this proxy's key was made with other CKKS parameters; export with those.")
+        layout = make_layout(self.psi_dim_, params)
+        rng = np.random.default_rng()
+        scale = float(np.max(np.abs(self.w_))) or 1.0
+        sentinel = float(rng.uniform(1.0, 2.0))
+        artifact_id = uuid.uuid4().hex
+        members = {"psi.onnx": self._psi_onnx(), "context.tenseal": public_context_bytes(self._context)}
+        for c, blob in enumerate(encrypt_values(self._context, self.w_ / scale, layout, sentinel)):
+            members[f"w_{c}.ckks"] = blob
+        _, digest = write_artifact(
+            path,
+            dict(
+                mde_version=__version__,
+                artifact_id=artifact_id,
+                proxy_kind=self.kind,
+                n_features=self.n_features_in_,
+                psi_dim=self.psi_dim_,
+                classes=[as_native(c) for c in self.classes_],
+                ckks=params,
+                layout=layout,
+            ),
+            members,
+        )
+        self.artifacts_[artifact_id] = {
+            "manifest_sha256": digest,
+            "scale": scale,
+            "sentinel": sentinel,
+            "layout": layout.model_dump(),
+        }
+        return artifact_id
+
+    def open(self, sealed: SealedScore | bytes, *, allow_repeat: bool = False) -> EfficacyReport:
+        """Decrypt a sealed score into an :class:`EfficacyReport`.
+
+        Parameters
+        ----------
+        sealed : SealedScore or bytes
+        allow_repeat : bool
+            Accept a further sealed score for an artifact already evaluated once. Off by
+            default: repeated queries against one artifact leak the value vector.
+
+        Raises
+        ------
+        SealedScoreError
+            If the score was made for another artifact, a tampered artifact, or another key.
+        ReplayError
+            If the artifact was already evaluated and ``allow_repeat`` is False.
+        """
+        from mde.sealing import Layout
+
+        self._check_fitted()
+        if isinstance(sealed, (bytes, bytearray)):
+            sealed = SealedScore.from_bytes(sealed)
+        head = sealed.header
+        info = self.artifacts_.get(head.artifact_id)
+        if info is None:
+            raise SealedScoreError(
+                f"sealed score was made for artifact {head.artifact_id!r}, which this proxy did not export "
+                f"(it exported {sorted(self.artifacts_)}); open it with the proxy that made that artifact."
+            )
+        if head.manifest_sha256 != info["manifest_sha256"]:
+            raise SealedScoreError(
+                "sealed score was made against a modified copy of the artifact (content hash differs); refusing it."
+            )
+        if self.opened_.get(head.artifact_id, 0) >= 1 and not allow_repeat:
+            raise ReplayError(
+                f"artifact {head.artifact_id!r} was already evaluated once; repeated evaluations leak the "
+                "value vector. Export a new artifact, or pass allow_repeat=True if you accept that."
+            )
+        layout = Layout(**info["layout"])
+        n_blocks = head.n_records if head.per_record else 1
+        sums = unseal_blocks(self._context, sealed.ciphertexts, layout, n_blocks, info["sentinel"])
+        sums *= info["scale"]
+        if head.per_record:
+            scores: list[float] | None = sums.tolist()
+            efficacy = float(sums.sum())
+        else:
+            scores = None
+            efficacy = float(sums[0] * head.n_records)
+        self.opened_[head.artifact_id] = self.opened_.get(head.artifact_id, 0) + 1
+        return EfficacyReport(
+            efficacy=efficacy,
+            n_records=head.n_records,
+            record_scores=scores,
+            artifact_id=head.artifact_id,
+            commitment=head.commitment,
+            proxy_kind=self.kind,
+        )
+
+    def verify_delivery(self, X: Any, y: Any, report: EfficacyReport, *, rtol: float = 1e-3) -> None:
+        """Check delivered data against what was scored: same commitment, same efficacy.
+
+        Raises
+        ------
+        DeliveryError
+            If the records differ from the committed ones, or their plaintext efficacy (or any
+            record score) differs from the report by more than ``rtol`` of the total magnitude.
+        """
+        Xa, yi = self._validate(X, y)
+        committer = Committer(Xa.shape[1])
+        committer.update(Xa, yi)
+        if committer.hexdigest() != report.commitment:
+            raise DeliveryError(
+                "delivered records do not match the commitment made when they were scored "
+                f"({Xa.shape[0]} records delivered, {report.n_records} scored); do not pay for them."
+            )
+        scores = self._scores_batch(Xa, yi)
+        tol = rtol * max(float(np.abs(scores).sum()), 1e-12)
+        if abs(float(scores.sum()) - report.efficacy) > tol:
+            raise DeliveryError(
+                f"delivered data has efficacy {scores.sum():.6g} but the sealed score said {report.efficacy:.6g}; "
+                "the data owner's score does not match the proxy's."
+            )
+        if report.record_scores is not None:
+            diff = np.abs(scores - np.asarray(report.record_scores))
+            if np.any(diff > tol):
+                raise DeliveryError(f"record {int(np.argmax(diff))}'s score differs from the sealed one.")
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save the owner's private proxy file (secret key inside); reload with ``mde.load_proxy``.
+
+        Keep it private: it holds ``w`` and the key that opens every sealed score.
+        """
+        from mde.storage import save_proxy
+
+        save_proxy(self, path)
+
+    def summary(self) -> dict[str, Any]:
+        """Kind, fidelity, psi dimension and build time."""
+        self._check_fitted()
+        return {
+            "kind": self.kind,
+            "fidelity": self.fidelity_,
+            "psi_dim": self.psi_dim_,
+            "n_features": self.n_features_in_,
+            "n_classes": len(self.classes_),
+            "build_seconds": self.build_seconds_,
+            "params": self.get_params(),
+        }
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+

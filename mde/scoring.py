@@ -1,0 +1,156 @@
+"""Data owner's side: load an artifact and seal a score of local data against it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from mde.artifact import ArtifactManifest, read_artifact
+from mde.commitment import Committer
+from mde.errors import ArtifactError, require
+from mde.sealed import SealedScore
+from mde.sealing import seal_blocks
+from mde.validation import check_matrix, encode_labels
+
+__all__ = ["Scorer", "load_artifact"]
+
+
+def load_artifact(path: str | os.PathLike[str] | bytes) -> Scorer:
+    """Load and verify a public artifact (every member hash, the version, no secret key).
+
+    Raises
+    ------
+    ArtifactError
+        If the artifact is tampered, of another version, or holds a secret key.
+    """
+    manifest, digest, members = read_artifact(path)
+    return Scorer(manifest, digest, members)
+
+
+class Scorer:
+    """Scores local data against an artifact and seals the result.
+
+    Use :func:`load_artifact` to make one. ``manifest`` holds the public metadata; the
+    value vector stays encrypted and cannot be decrypted here.
+    """
+
+    def __init__(self, manifest: ArtifactManifest, manifest_sha256: str, members: dict[str, bytes]) -> None:
+        ts = require("tenseal")
+        ort = require("onnxruntime")
+        self.manifest = manifest
+        self.manifest_sha256 = manifest_sha256
+        try:
+            self._context = ts.context_from(members["context.tenseal"])
+        except Exception as exc:
+            raise ArtifactError(f"artifact's CKKS context cannot be loaded: {exc}") from exc
+        if self._context.is_private():
+            raise ArtifactError(
+                "artifact holds a secret key, so anyone could decrypt its value vector; "
+                "refusing it. The model owner must re-export it with proxy.export()."
+            )
+        try:
+            self._enc_w = [
+                ts.ckks_vector_from(self._context, members[f"w_{c}.ckks"]) for c in range(manifest.layout.chunks)
+            ]
+        except Exception as exc:
+            raise ArtifactError(f"artifact's encrypted value vector does not match its context: {exc}") from exc
+        try:
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            self._session = ort.InferenceSession(members["psi.onnx"], opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ArtifactError(f"artifact's psi graph cannot be loaded by onnxruntime: {exc}") from exc
+        names = sorted(i.name for i in self._session.get_inputs())
+        if names != ["X", "y"] or "psi" not in [o.name for o in self._session.get_outputs()]:
+            raise ArtifactError(f"artifact's psi graph has inputs {names}; expected X and y with output psi.")
+
+    @property
+    def artifact_id(self) -> str:
+        return self.manifest.artifact_id
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.manifest.classes)
+
+    def _validate(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        Xa = check_matrix(X, self.manifest.n_features)
+        return Xa, encode_labels(y, self.manifest.classes, Xa.shape[0])
+
+    def psi(self, X: Any, y: Any, batch_size: int = 8192) -> np.ndarray:
+        """Efficacy features of each record (n, m), computed with the artifact's ONNX graph."""
+        Xa, yi = self._validate(X, y)
+        return np.concatenate([self._psi_batch(Xa[i : i + batch_size], yi[i : i + batch_size])
+                               for i in range(0, Xa.shape[0], batch_size)])
+
+    def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        out = self._session.run(["psi"], {"X": X.astype(np.float32), "y": y_idx.astype(np.int64)})[0]
+        if out.shape != (X.shape[0], self.manifest.psi_dim):
+            raise ArtifactError(f"psi graph returned shape {out.shape}; manifest says (n, {self.manifest.psi_dim}).")
+        return out
+
+    def score(
+        self,
+        X: Any,
+        y: Any,
+        per_record: bool = False,
+        *,
+        batch_size: int = 8192,
+        random_state: int | np.random.Generator | None = None,
+        progress: bool = False,
+    ) -> SealedScore:
+        """Score ``(X, y)`` against the artifact and seal it.
+
+        Parameters
+        ----------
+        X : array (n, d)
+        y : array (n,) of class labels (as in ``manifest.classes``)
+        per_record : bool
+            Seal each record's score separately (the model owner then learns every record's
+            score); by default only the total is sealed.
+        batch_size : int
+            Records per ONNX batch; memory stays flat in n.
+        random_state : int or Generator, optional
+            Seeds the masks (use only for reproducible tests: masks must be unpredictable).
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        SealedScore
+        """
+        Xa, yi = self._validate(X, y)
+        n, m = Xa.shape[0], self.manifest.psi_dim
+        committer = Committer(Xa.shape[1])
+        rng = np.random.default_rng(random_state)
+        total = np.zeros(m)
+        per: list[np.ndarray] = []
+        starts = range(0, n, batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="scoring", unit="batch")
+        for i in starts:
+            xb, yb = Xa[i : i + batch_size], yi[i : i + batch_size]
+            committer.update(xb, yb)
+            psi = self._psi_batch(xb, yb).astype(np.float64)
+            if per_record:
+                per.append(psi)
+            else:
+                total += psi.sum(axis=0)
+        # aggregate mode seals the mean feature vector (O(1) values keep CKKS precise)
+        blocks = np.concatenate(per) if per_record else (total / n)[None, :]
+        cts = seal_blocks(self._context, self._enc_w, blocks, self.manifest.layout, rng, self.manifest.ckks.mask_bound)
+        return SealedScore.build(
+            artifact_id=self.manifest.artifact_id,
+            manifest_sha256=self.manifest_sha256,
+            n_records=n,
+            per_record=per_record,
+            commitment=committer.hexdigest(),
+            ciphertexts=cts,
+        )
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return f"Scorer(artifact_id={m.artifact_id!r}, kind={m.proxy_kind!r}, n_features={m.n_features}, classes={m.classes})"
