@@ -1,0 +1,52 @@
+"""Read labelled data sets for the command line: ``.npz`` (arrays X, y) or ``.csv``."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+
+from mde.errors import InputError
+
+__all__ = ["read_dataset", "write_npz"]
+
+
+def _label_array(values: list[str]) -> np.ndarray:
+    try:
+        return np.array([int(v) for v in values], dtype=np.int64)
+    except ValueError:
+        return np.array(values)
+
+
+def read_dataset(path: str | os.PathLike[str], label_column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``(X, y)`` from ``.npz`` (keys ``X`` and ``y``) or ``.csv`` (header row; labels in
+    ``label_column``, default ``label`` if present, else the last column)."""
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise InputError(f"data file {p!r} does not exist.")
+    if p.endswith(".npz"):
+        with np.load(p, allow_pickle=False) as data:
+            if "X" not in data or "y" not in data:
+                raise InputError(f"{p!r} must hold arrays named 'X' and 'y'; it has {list(data.keys())}.")
+            return data["X"], data["y"]
+    if p.endswith(".csv"):
+        with open(p, newline="") as fh:
+            rows = list(csv.reader(fh))
+        if len(rows) < 2:
+            raise InputError(f"{p!r} has no data rows (a header row and at least one record are needed).")
+        header, body = rows[0], rows[1:]
+        col = label_column or ("label" if "label" in header else header[-1])
+        if col not in header:
+            raise InputError(f"label column {col!r} is not in {p!r}'s header {header}; pass --label-column.")
+        j = header.index(col)
+        try:
+            X = np.array([[float(v) for i, v in enumerate(r) if i != j] for r in body], dtype=np.float64)
+        except ValueError as exc:
+            raise InputError(f"{p!r} has a non-numeric feature value: {exc}") from exc
+        return X, _label_array([r[j] for r in body])
+    raise InputError(f"unsupported data file {p!r}: use .npz (arrays X and y) or .csv.")
+
+
+def write_npz(path: str | os.PathLike[str], X: np.ndarray, y: np.ndarray) -> None:
+    np.savez(path, X=X, y=y)
