@@ -22,8 +22,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 from adapters.base import softmax
-from mde.errors import InputError
 from mde.compression import fit_compression
+from mde.errors import InputError
 from mde.proxy import Proxy
 
 __all__ = ["InfluenceProxy"]
@@ -35,10 +35,17 @@ def _head_psi(phi: np.ndarray, theta: np.ndarray, y_idx: np.ndarray) -> np.ndarr
     return (diff[:, :, None] * phi[:, None, :]).reshape(len(y_idx), -1)
 
 
-def fit_softmax_head(phi: np.ndarray, targets: np.ndarray, l2: float) -> np.ndarray:
-    """Minimise mean cross-entropy to soft ``targets`` + (l2 / 2) ||Theta||^2 with L-BFGS."""
-    n, q = phi.shape
+def fit_softmax_head(
+    phi: np.ndarray, targets: np.ndarray, l2: float, sample_weight: np.ndarray | None = None, n: int | None = None
+) -> np.ndarray:
+    """Minimise ``sum_i s_i CE(targets_i, softmax(Theta phi_i)) / n + (l2 / 2) ||Theta||^2``
+    with L-BFGS (``s`` = ``sample_weight``, default ones; ``n`` default ``len(phi)``)."""
+    q = phi.shape[1]
     k = targets.shape[1]
+    n = phi.shape[0] if n is None else n
+    if sample_weight is not None:
+        targets = targets * sample_weight[:, None]
+    sw = np.ones(phi.shape[0]) if sample_weight is None else sample_weight
 
     def fun(flat: np.ndarray) -> tuple[float, np.ndarray]:
         theta = flat.reshape(k, q)
@@ -47,25 +54,45 @@ def fit_softmax_head(phi: np.ndarray, targets: np.ndarray, l2: float) -> np.ndar
         logz = np.log(np.exp(logits).sum(axis=1, keepdims=True))
         logp = logits - logz
         loss = -(targets * logp).sum() / n + 0.5 * l2 * (flat @ flat)
-        grad = (np.exp(logp) - targets).T @ phi / n + l2 * theta
+        grad = (np.exp(logp) * sw[:, None] - targets).T @ phi / n + l2 * theta
         return loss, grad.ravel()
 
-    res = minimize(fun, np.zeros(k * q), jac=True, method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-9})
-    return res.x.reshape(k, q)
+    res = minimize(fun, np.zeros(k * q), jac=True, method="L-BFGS-B",
+                   options={"maxiter": 2000, "gtol": 1e-10, "ftol": 1e-15})
+    theta = res.x.reshape(k, q)
+    # Newton polish: influence functions assume an exact stationary point
+    for _ in range(5):
+        _, grad = fun(theta.ravel())
+        if np.abs(grad).max() < 1e-11:
+            break
+        H = head_hessian(phi, theta, l2, sample_weight=sw, n=n)
+        theta = theta - np.linalg.solve(H, grad).reshape(k, q)
+    return theta
 
 
-def head_hessian(phi: np.ndarray, theta: np.ndarray, l2: float, chunk: int = 2048) -> np.ndarray:
-    """Hessian of the regularised mean cross-entropy of a softmax head (row-major vec(Theta))."""
-    n, q = phi.shape
+def head_hessian(
+    phi: np.ndarray,
+    theta: np.ndarray,
+    l2: float,
+    chunk: int = 2048,
+    sample_weight: np.ndarray | None = None,
+    n: int | None = None,
+) -> np.ndarray:
+    """Hessian of the regularised (weighted) mean cross-entropy of a softmax head, in the
+    row-major ``vec(Theta)`` order of ``psi``."""
+    q = phi.shape[1]
     k = theta.shape[0]
+    n = phi.shape[0] if n is None else n
+    sw = np.ones(phi.shape[0]) if sample_weight is None else sample_weight
     H = np.zeros((k * q, k * q))
-    for i in range(0, n, chunk):
+    for i in range(0, phi.shape[0], chunk):
         f = phi[i : i + chunk]
         p = softmax(f @ theta.T)
-        # H = sum_i (diag(p_i) - p_i p_i^T) kron f_i f_i^T
-        pf = (p[:, :, None] * f[:, None, :]).reshape(len(f), k * q)
+        s = sw[i : i + chunk, None]
+        # H = sum_i s_i (diag(p_i) - p_i p_i^T) kron f_i f_i^T
+        pf = ((p * np.sqrt(s))[:, :, None] * f[:, None, :]).reshape(len(f), k * q)
         H -= pf.T @ pf
-        diag = np.einsum("ia,ij,il->ajl", p, f, f)
+        diag = np.einsum("ia,ij,il->ajl", p * s, f, f)
         for a in range(k):
             H[a * q : (a + 1) * q, a * q : (a + 1) * q] += diag[a]
     H /= n
@@ -84,17 +111,27 @@ class InfluenceProxy(Proxy):
         PCA fitted on ``X_train`` or a Gaussian random projection; both whitened.
     l2 : float
         L2 strength of the head (on whitened features, so comparable across data sets).
+    test_gradient : {"blackbox", "proxy"}
+        Probabilities used in the test-loss gradient: the black box's own (the gradient of
+        the real model's test loss, chained through the head) or the head's.
     random_state : int, optional
     """
 
     kind = "influence"
 
     def __init__(
-        self, *, n_components: int = 32, compression: str = "pca", l2: float = 1e-2, random_state: int | None = None
+        self,
+        *,
+        n_components: int = 32,
+        compression: str = "pca",
+        l2: float = 1e-2,
+        test_gradient: str = "blackbox",
+        random_state: int | None = None,
     ) -> None:
         self.n_components = n_components
         self.compression = compression
         self.l2 = l2
+        self.test_gradient = test_gradient
         self.random_state = random_state
 
     def get_params(self) -> dict[str, Any]:
@@ -102,6 +139,7 @@ class InfluenceProxy(Proxy):
             "n_components": self.n_components,
             "compression": self.compression,
             "l2": self.l2,
+            "test_gradient": self.test_gradient,
             "random_state": self.random_state,
         }
 
@@ -117,7 +155,14 @@ class InfluenceProxy(Proxy):
         self.theta_ = fit_softmax_head(phi, soft, self.l2)
         H = head_hessian(phi, self.theta_, self.l2)
         phi_te = Xte @ self.P_ + self.c_
-        g_test = _head_psi(phi_te, self.theta_, yte).mean(axis=0)
+        if self.test_gradient == "blackbox":
+            resid = bb.predict_proba(Xte)
+        elif self.test_gradient == "proxy":
+            resid = softmax(phi_te @ self.theta_.T)
+        else:
+            raise InputError(f"test_gradient must be 'blackbox' or 'proxy'; got {self.test_gradient!r}.")
+        resid[np.arange(len(yte)), yte] -= 1.0
+        g_test = (resid.T @ phi_te).ravel() / len(yte)
         self.w_ = np.linalg.solve(H, g_test) / Xtr.shape[0]
 
     def _phi(self, X: np.ndarray) -> np.ndarray:

