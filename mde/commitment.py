@@ -8,13 +8,15 @@ import numpy as np
 
 __all__ = ["Committer", "commit"]
 
-_TAG = b"mde-commitment-v1"
+_TAG = b"mde-commitment-v1-f32"
 
 
 class Committer:
     """Streaming commitment: feed validated batches in order, then call :meth:`hexdigest`.
 
-    Records are hashed as little-endian float64 features and int64 class indices.
+    Records are hashed as the float32 features the psi graph sees (little-endian) and int64
+    class indices: the commitment binds exactly what was scored. Feature and label streams
+    are hashed separately, so the digest does not depend on the batch size.
     """
 
     def __init__(self, n_features: int) -> None:
@@ -24,8 +26,8 @@ class Committer:
         self._hy = hashlib.sha256()
 
     def update(self, X: np.ndarray, y_idx: np.ndarray) -> None:
-        self._hx.update(np.ascontiguousarray(X, dtype="<f8").tobytes())
-        self._hy.update(np.ascontiguousarray(y_idx, dtype="<i8").tobytes())
+        self._hx.update(memoryview(np.ascontiguousarray(X, dtype="<f4")).cast("B"))
+        self._hy.update(memoryview(np.ascontiguousarray(y_idx, dtype="<i8")).cast("B"))
         self.n_records += X.shape[0]
 
     def hexdigest(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -85,7 +86,8 @@ class Scorer:
                                for i in range(0, Xa.shape[0], batch_size)])
 
     def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        out = self._session.run(["psi"], {"X": X.astype(np.float32), "y": y_idx.astype(np.int64)})[0]
+        out = self._session.run(["psi"], {"X": np.ascontiguousarray(X, dtype=np.float32),
+                                          "y": np.ascontiguousarray(y_idx, dtype=np.int64)})[0]
         if out.shape != (X.shape[0], self.manifest.psi_dim):
             raise ArtifactError(f"psi graph returned shape {out.shape}; manifest says (n, {self.manifest.psi_dim}).")
         return out
@@ -131,14 +133,20 @@ class Scorer:
             from tqdm.auto import tqdm
 
             starts = tqdm(starts, desc="scoring", unit="batch")
-        for i in starts:
-            xb, yb = Xa[i : i + batch_size], yi[i : i + batch_size]
-            committer.update(xb, yb)
-            psi = self._psi_batch(xb, yb).astype(np.float64)
-            if per_record:
-                per.append(psi)
-            else:
-                total += psi.sum(axis=0)
+        # hashing (one ordered worker thread; hashlib releases the GIL) overlaps with onnxruntime
+        with ThreadPoolExecutor(max_workers=1) as hasher:
+            pending = []
+            for i in starts:
+                xb = np.ascontiguousarray(Xa[i : i + batch_size], dtype=np.float32)
+                yb = yi[i : i + batch_size]
+                pending.append(hasher.submit(committer.update, xb, yb))
+                psi = self._psi_batch(xb, yb)
+                if per_record:
+                    per.append(psi.astype(np.float64))
+                else:
+                    total += psi.sum(axis=0, dtype=np.float64)
+            for future in pending:
+                future.result()  # re-raise any hashing error
         # aggregate mode seals the mean feature vector (O(1) values keep CKKS precise)
         blocks = np.concatenate(per) if per_record else (total / n)[None, :]
         cts = seal_blocks(self._context, self._enc_w, blocks, self.manifest.layout, rng, self.manifest.ckks.mask_bound)
