@@ -111,9 +111,6 @@ class InfluenceProxy(Proxy):
         PCA fitted on ``X_train`` or a Gaussian random projection; both whitened.
     l2 : float
         L2 strength of the head (on whitened features, so comparable across data sets).
-    test_gradient : {"blackbox", "proxy"}
-        Probabilities used in the test-loss gradient: the black box's own (the gradient of
-        the real model's test loss, chained through the head) or the head's.
     random_state : int, optional
     """
 
@@ -125,13 +122,11 @@ class InfluenceProxy(Proxy):
         n_components: int = 32,
         compression: str = "pca",
         l2: float = 1e-2,
-        test_gradient: str = "blackbox",
         random_state: int | None = None,
     ) -> None:
         self.n_components = n_components
         self.compression = compression
         self.l2 = l2
-        self.test_gradient = test_gradient
         self.random_state = random_state
 
     def get_params(self) -> dict[str, Any]:
@@ -139,7 +134,6 @@ class InfluenceProxy(Proxy):
             "n_components": self.n_components,
             "compression": self.compression,
             "l2": self.l2,
-            "test_gradient": self.test_gradient,
             "random_state": self.random_state,
         }
 
@@ -155,14 +149,7 @@ class InfluenceProxy(Proxy):
         self.theta_ = fit_softmax_head(phi, soft, self.l2)
         H = head_hessian(phi, self.theta_, self.l2)
         phi_te = Xte @ self.P_ + self.c_
-        if self.test_gradient == "blackbox":
-            resid = bb.predict_proba(Xte)
-        elif self.test_gradient == "proxy":
-            resid = softmax(phi_te @ self.theta_.T)
-        else:
-            raise InputError(f"test_gradient must be 'blackbox' or 'proxy'; got {self.test_gradient!r}.")
-        resid[np.arange(len(yte)), yte] -= 1.0
-        g_test = (resid.T @ phi_te).ravel() / len(yte)
+        g_test = _head_psi(phi_te, self.theta_, yte).mean(axis=0)
         self.w_ = np.linalg.solve(H, g_test) / Xtr.shape[0]
 
     def _phi(self, X: np.ndarray) -> np.ndarray:

@@ -1,0 +1,103 @@
+"""Command-line round trip: build, inspect, score, open, verify, in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+
+from mde.cli import main
+
+
+@pytest.fixture()
+def files(tmp_path, digits):
+    import joblib
+
+    model = RandomForestClassifier(n_estimators=30, random_state=0).fit(digits.Xtr, digits.ytr)
+    joblib.dump(model, tmp_path / "model.joblib")
+    np.savez(tmp_path / "train.npz", X=digits.Xtr, y=digits.ytr)
+    np.savez(tmp_path / "test.npz", X=digits.Xte, y=digits.yte)
+    np.savez(tmp_path / "offer.npz", X=digits.Xc, y=digits.yc)
+    header = ",".join([f"f{i}" for i in range(64)] + ["label"])
+    np.savetxt(tmp_path / "offer.csv", np.column_stack([digits.Xc, digits.yc]), delimiter=",", header=header,
+               comments="", fmt="%g")
+    return tmp_path, model
+
+
+def test_round_trip(files, capsys):
+    d, _ = files
+    assert main(["build", "--model", str(d / "model.joblib"), "--train", str(d / "train.npz"), "--test",
+                 str(d / "test.npz"), "--option", "n_components=16", "--artifact-out", str(d / "a.mde"),
+                 "--proxy-out", str(d / "p.mdeproxy")]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["kind"] == "influence" and built["psi_dim"] == 170 and built["artifact_bytes"] < 2e6
+
+    assert main(["inspect", "--artifact", str(d / "a.mde")]) == 0
+    assert json.loads(capsys.readouterr().out)["artifact_id"] == built["artifact_id"]
+
+    assert main(["score", "--artifact", str(d / "a.mde"), "--data", str(d / "offer.csv"), "--per-record",
+                 "--out", str(d / "s.mdeseal"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["open", "--proxy", str(d / "p.mdeproxy"), "--sealed", str(d / "s.mdeseal"), "--pricing",
+                 "uniform:unit_price=2", "--report-out", str(d / "r.json")]) == 0
+    quote = json.loads(capsys.readouterr().out)
+    assert quote["pricing"] == "uniform" and quote["price"] == 2 * len(quote["accepted_records"])
+
+    import mde
+
+    proxy = mde.load_proxy(d / "p.mdeproxy")
+    report = json.loads((d / "r.json").read_text())
+    X = np.load(d / "offer.npz")["X"]
+    y = np.load(d / "offer.npz")["y"]
+    assert report["efficacy"] == pytest.approx(proxy.efficacy(X, y), rel=1e-4)
+
+    assert main(["verify", "--proxy", str(d / "p.mdeproxy"), "--data", str(d / "offer.npz"), "--report",
+                 str(d / "r.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["verified"] is True
+
+    # the artifact is spent: a second open is refused with a clear error and exit code 2
+    assert main(["open", "--proxy", str(d / "p.mdeproxy"), "--sealed", str(d / "s.mdeseal")]) == 2
+    assert "already evaluated" in capsys.readouterr().err
+
+    # a different delivery fails verification
+    np.savez(d / "other.npz", X=X[::-1], y=y[::-1])
+    assert main(["verify", "--proxy", str(d / "p.mdeproxy"), "--data", str(d / "other.npz"), "--report",
+                 str(d / "r.json")]) == 2
+    assert "commitment" in capsys.readouterr().err
+
+
+def test_build_from_onnx_model(files, capsys):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+
+    d, model = files
+    onx = skl2onnx.convert_sklearn(model, initial_types=[("X", FloatTensorType([None, 64]))],
+                                   options={id(model): {"zipmap": False}})
+    (d / "model.onnx").write_bytes(onx.SerializeToString())
+    assert main(["build", "--model", str(d / "model.onnx"), "--train", str(d / "train.npz"), "--test",
+                 str(d / "test.npz"), "--artifact-out", str(d / "a.mde"), "--proxy-out", str(d / "p.mdeproxy")]) == 0
+    assert json.loads(capsys.readouterr().out)["fidelity"] > 0.7
+
+
+def test_errors_are_reported_not_raised(files, capsys):
+    d, _ = files
+    bad = np.load(d / "offer.npz")["X"].copy()
+    bad[0, 0] = np.nan
+    np.savez(d / "nan.npz", X=bad, y=np.load(d / "offer.npz")["y"])
+    assert main(["build", "--model", str(d / "model.joblib"), "--train", str(d / "nan.npz"), "--test",
+                 str(d / "test.npz")]) == 2
+    assert "NaN" in capsys.readouterr().err
+    assert main(["score", "--artifact", str(d / "missing.mde"), "--data", str(d / "offer.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_demo_runs_and_prices_clean_above_noisy(capsys):
+    from mde.demo import run_demo
+
+    out = run_demo()
+    assert out["clean_efficacy"] > 0 > out["noisy_efficacy"]
+    assert out["clean_price"] == 100.0
+    text = capsys.readouterr().out
+    assert "data owner" in text and "delivery verified" in text
