@@ -44,7 +44,7 @@ class SklearnBlackBox(BlackBox):
         self.n_features_in_ = int(n)
         self._use_proba = True
         try:
-            getattr(model, "predict_proba")  # SVC(probability=False) raises here
+            _ = model.predict_proba  # SVC(probability=False) raises here
         except AttributeError:
             self._use_proba = False
 

@@ -25,9 +25,9 @@ from mde.errors import (
 )
 from mde.proxy import Proxy
 from mde.report import EfficacyReport
+from mde.scoring import Scorer, load_artifact
 from mde.sealed import SealedScore
 from mde.sealing import CKKSParams
-from mde.scoring import Scorer, load_artifact
 from mde.storage import load_proxy
 
 __version__ = "0.1.0"

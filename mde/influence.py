@@ -119,9 +119,9 @@ class InfluenceProxy(Proxy):
     def __init__(
         self,
         *,
-        n_components: int = 32,
+        n_components: int = 16,
         compression: str = "pca",
-        l2: float = 1e-2,
+        l2: float = 0.1,
         random_state: int | None = None,
     ) -> None:
         self.n_components = n_components

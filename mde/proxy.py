@@ -20,7 +20,14 @@ from mde.commitment import Committer
 from mde.errors import DeliveryError, NotFittedError, ReplayError, SealedScoreError
 from mde.report import EfficacyReport
 from mde.sealed import SealedScore
-from mde.sealing import CKKSParams, encrypt_values, make_layout, make_secret_context, public_context_bytes, unseal_blocks
+from mde.sealing import (
+    CKKSParams,
+    encrypt_values,
+    make_layout,
+    make_secret_context,
+    public_context_bytes,
+    unseal_blocks,
+)
 from mde.validation import as_native, check_matrix, check_Xy
 
 __all__ = ["Proxy"]

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import zipfile
+
 import numpy as np
 
 from mde.errors import ArtifactError, require

@@ -8,7 +8,13 @@ command line.
 
 from __future__ import annotations
 
-from pricing.functions import BasePricing, BinaryPricing, LinearPricing, TieredPricing, UniformPricing
+from pricing.functions import (
+    BasePricing,
+    BinaryPricing,
+    LinearPricing,
+    TieredPricing,
+    UniformPricing,
+)
 from pricing.quote import PricingFunction, Quote
 from pricing.registry import get_pricing, parse_pricing, pricing_names, register_pricing
 
