@@ -7,6 +7,8 @@ Every error MDE raises on bad input, a tampered file or a protocol violation is 
 
 from __future__ import annotations
 
+from types import ModuleType
+
 __all__ = [
     "MDEError",
     "InputError",
@@ -66,7 +68,7 @@ class MissingDependencyError(MDEError, ImportError):
     """An optional package is needed for this feature but is not installed."""
 
 
-def require(module: str, extra: str | None = None):  # noqa: ANN201 - returns a module
+def require(module: str, extra: str | None = None) -> ModuleType:
     """Import an optional module lazily, with an install hint if it is missing."""
     import importlib
 
