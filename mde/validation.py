@@ -13,11 +13,13 @@ import numpy as np
 
 from mde.errors import InputError, LabelError
 
-__all__ = ["check_matrix", "encode_labels", "check_Xy", "as_native"]
+__all__ = ["check_matrix", "check_finite", "encode_labels", "check_Xy", "as_native"]
 
 
-def check_matrix(X: Any, n_features: int | None = None, name: str = "X") -> np.ndarray:
+def check_matrix(X: Any, n_features: int | None = None, name: str = "X", finite: bool = True) -> np.ndarray:
     """Return ``X`` as a finite float64 array of shape (n, d), n >= 1.
+
+    With ``finite=False`` the NaN/inf check is left to the caller (see :func:`check_finite`).
 
     Raises
     ------
@@ -42,13 +44,19 @@ def check_matrix(X: Any, n_features: int | None = None, name: str = "X") -> np.n
             f"{name} has {arr.shape[1]} features but the model expects {n_features}; "
             "pass records with the same columns, in the same order, as the model was trained on."
         )
-    if not np.all(np.isfinite(arr)):
+    if finite:
+        check_finite(arr, name=name)
+    return arr
+
+
+def check_finite(arr: np.ndarray, offset: int = 0, name: str = "X") -> None:
+    """Raise :class:`InputError` naming the first NaN/inf entry (record index + ``offset``)."""
+    if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise InputError(
-            f"{name} contains NaN or infinite values (first at record {bad[0]}, feature {bad[1]}); "
-            "impute or drop those records before scoring."
+            f"{name} contains NaN or infinite values (first at record {bad[0] + offset}, feature {bad[1]}; "
+            "values beyond the float32 range count as infinite); impute or drop those records before scoring."
         )
-    return arr
 
 
 def as_native(value: Any) -> Any:
