@@ -70,8 +70,10 @@ def build_proxy(
 
 def _register_builtins() -> None:
     from mde.influence import InfluenceProxy
+    from mde.tree import TreeProxy
 
     register_proxy(InfluenceProxy)
+    register_proxy(TreeProxy)
 
 
 _register_builtins()
