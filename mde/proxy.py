@@ -17,11 +17,13 @@ import numpy as np
 
 from mde.artifact import write_artifact
 from mde.commitment import Committer
-from mde.errors import DeliveryError, NotFittedError, ReplayError, SealedScoreError
+from mde.errors import DeliveryError, InputError, NotFittedError, ReplayError, SealedScoreError
 from mde.report import EfficacyReport
 from mde.sealed import SealedScore
 from mde.sealing import (
     CKKSParams,
+    aggregate_exponent,
+    check_params,
     encrypt_values,
     make_layout,
     make_secret_context,
@@ -146,6 +148,9 @@ class Proxy(ABC):
 
         self._check_fitted()
         params = ckks or CKKSParams()
+        problem = check_params(params)
+        if problem:
+            raise InputError(f"bad CKKS parameters: {problem}")
         if self._context is None:
             self._context = make_secret_context(params)
             self._ckks = params
@@ -154,10 +159,10 @@ class Proxy(ABC):
         layout = make_layout(self.psi_dim_, params)
         rng = np.random.default_rng()
         scale = float(np.max(np.abs(self.w_))) or 1.0
-        sentinel = float(rng.uniform(1.0, 2.0))
+        sentinel, meta_key = (float(v) for v in rng.uniform(1.0, 2.0, size=2))
         artifact_id = uuid.uuid4().hex
         members = {"psi.onnx": self._psi_onnx(), "context.tenseal": public_context_bytes(self._context)}
-        for c, blob in enumerate(encrypt_values(self._context, self.w_ / scale, layout, sentinel)):
+        for c, blob in enumerate(encrypt_values(self._context, self.w_ / scale, layout, sentinel, meta_key)):
             members[f"w_{c}.ckks"] = blob
         _, digest = write_artifact(
             path,
@@ -177,6 +182,8 @@ class Proxy(ABC):
             "manifest_sha256": digest,
             "scale": scale,
             "sentinel": sentinel,
+            "meta_key": meta_key,
+            "flood_sigma": params.flood_sigma,
             "layout": layout.model_dump(),
         }
         return artifact_id
@@ -220,15 +227,15 @@ class Proxy(ABC):
                 "value vector. Export a new artifact, or pass allow_repeat=True if you accept that."
             )
         layout = Layout(**info["layout"])
-        n_blocks = head.n_records if head.per_record else 1
-        sums = unseal_blocks(self._context, sealed.ciphertexts, layout, n_blocks, info["sentinel"])
+        sums = unseal_blocks(self._context, sealed.ciphertexts, layout, head.n_records, head.per_record,
+                             info["sentinel"], info["meta_key"], info["flood_sigma"])
         sums *= info["scale"]
         if head.per_record:
             scores: list[float] | None = sums.tolist()
             efficacy = float(sums.sum())
         else:
             scores = None
-            efficacy = float(sums[0] * head.n_records)
+            efficacy = float(sums[0] * 2.0 ** aggregate_exponent(head.n_records))
         self.opened_[head.artifact_id] = self.opened_.get(head.artifact_id, 0) + 1
         return EfficacyReport(
             efficacy=efficacy,
@@ -239,14 +246,17 @@ class Proxy(ABC):
             proxy_kind=self.kind,
         )
 
-    def verify_delivery(self, X: Any, y: Any, report: EfficacyReport, *, rtol: float = 1e-3) -> None:
+    def verify_delivery(self, X: Any, y: Any, report: EfficacyReport, *, rtol: float = 1e-4) -> None:
         """Check delivered data against what was scored: same commitment, same efficacy.
+
+        Every value (the total, and each record's score if the report has them) must match
+        the plaintext recomputation within ``rtol`` of its own magnitude plus the sealing
+        noise (flooding and CKKS error, known from the artifact).
 
         Raises
         ------
         DeliveryError
-            If the records differ from the committed ones, or their plaintext efficacy (or any
-            record score) differs from the report by more than ``rtol`` of the total magnitude.
+            If the records differ from the committed ones, or a value differs from the report.
         """
         Xa, yi = self._validate(X, y)
         committer = Committer(Xa.shape[1])
@@ -257,16 +267,27 @@ class Proxy(ABC):
                 f"({Xa.shape[0]} records delivered, {report.n_records} scored); do not pay for them."
             )
         scores = self._scores_batch(Xa, yi)
-        tol = rtol * max(float(np.abs(scores).sum()), 1e-12)
-        if abs(float(scores.sum()) - report.efficacy) > tol:
+        info = self.artifacts_.get(report.artifact_id)
+        if info is None:
+            raise DeliveryError(f"report is for artifact {report.artifact_id!r}, which this proxy did not export.")
+        noise = 8.0 * info["flood_sigma"] * info["scale"]  # 8 sigma of the flooding noise per block
+        if report.record_scores is not None:
+            diff = np.abs(scores - np.asarray(report.record_scores))
+            bad = diff > rtol * np.abs(scores) + noise
+            if np.any(bad):
+                i = int(np.argmax(bad))
+                raise DeliveryError(
+                    f"record {i}'s score is {scores[i]:.6g} but the sealed score said {report.record_scores[i]:.6g}; "
+                    "the data owner's scores do not match the proxy's."
+                )
+            total_noise = noise * np.sqrt(len(scores))
+        else:
+            total_noise = noise * 2.0 ** aggregate_exponent(len(scores))
+        if abs(float(scores.sum()) - report.efficacy) > rtol * abs(float(scores.sum())) + total_noise:
             raise DeliveryError(
                 f"delivered data has efficacy {scores.sum():.6g} but the sealed score said {report.efficacy:.6g}; "
                 "the data owner's score does not match the proxy's."
             )
-        if report.record_scores is not None:
-            diff = np.abs(scores - np.asarray(report.record_scores))
-            if np.any(diff > tol):
-                raise DeliveryError(f"record {int(np.argmax(diff))}'s score differs from the sealed one.")
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save the owner's private proxy file (secret key inside); reload with ``mde.load_proxy``.

@@ -10,9 +10,9 @@ import numpy as np
 
 from mde.artifact import ArtifactManifest, read_artifact
 from mde.commitment import Committer
-from mde.errors import ArtifactError, require
+from mde.errors import ArtifactError, InputError, require
 from mde.sealed import SealedScore
-from mde.sealing import seal_blocks
+from mde.sealing import aggregate_exponent, check_params, make_layout, seal_blocks
 from mde.validation import check_finite, check_matrix, encode_labels
 
 __all__ = ["Scorer", "load_artifact"]
@@ -46,6 +46,11 @@ class Scorer:
             self._context = ts.context_from(members["context.tenseal"])
         except Exception as exc:
             raise ArtifactError(f"artifact's CKKS context cannot be loaded: {exc}") from exc
+        problem = check_params(manifest.ckks)
+        if problem:
+            raise ArtifactError(f"artifact's CKKS parameters are unsafe or unusable: {problem}")
+        if manifest.layout != make_layout(manifest.psi_dim, manifest.ckks):
+            raise ArtifactError("artifact's slot layout does not match its CKKS parameters and psi dimension.")
         if self._context.is_private():
             raise ArtifactError(
                 "artifact holds a secret key, so anyone could decrypt its value vector; "
@@ -125,6 +130,8 @@ class Scorer:
         -------
         SealedScore
         """
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
         Xa, yi = self._validate(X, y, finite=False)  # finiteness is checked per float32 batch
         n, m = Xa.shape[0], self.manifest.psi_dim
         committer = Committer(Xa.shape[1])
@@ -151,9 +158,10 @@ class Scorer:
                     total += psi.sum(axis=0, dtype=np.float64)
             for future in pending:
                 future.result()  # re-raise any hashing error
-        # aggregate mode seals the mean feature vector (O(1) values keep CKKS precise)
-        blocks = np.concatenate(per) if per_record else (total / n)[None, :]
-        cts = seal_blocks(self._context, self._enc_w, blocks, self.manifest.layout, rng, self.manifest.ckks.mask_bound)
+        # a total is sealed as sum / 2**e with 2**e >= n: O(1) values keep CKKS precise
+        exp = None if per_record else aggregate_exponent(n)
+        blocks = np.concatenate(per) if per_record else (total / 2.0**exp)[None, :]
+        cts = seal_blocks(self._context, self._enc_w, blocks, self.manifest.layout, rng, self.manifest.ckks, exp)
         return SealedScore.build(
             artifact_id=self.manifest.artifact_id,
             manifest_sha256=self.manifest_sha256,

@@ -6,30 +6,44 @@ multiplies it slot-wise by its plaintext efficacy features, re-randomises the re
 a fresh public-key encryption of zero, and adds a random mask whose slots sum to zero
 within each block, so that decryption reveals block sums (scores) and nothing per slot.
 
-Slot layout: every ciphertext reserves its last slot for a *sentinel*, a secret value the
-model owner checks on decryption; a ciphertext made under another key decrypts to garbage
-there and is refused. With ``m`` features and ``S`` slots, ``m <= S - 1`` gives
-``tiles = (S - 1) // m`` blocks per ciphertext; otherwise one block spans
-``chunks = ceil(m / (S - 1))`` ciphertexts.
+Slot layout: each ciphertext reserves its last two slots.
+
+- *sentinel* (last slot): a secret value times 1. A ciphertext made under another key
+  decrypts to garbage there and is refused instead of producing a wrong price.
+- *meta* (second to last): a second secret value times a small integer code that binds
+  the ciphertext to the sealed score's header: ``-(records in this ciphertext)`` for
+  per-record scores, ``e + 1`` for a total sealed as ``sum(psi) / 2**e``.
+
+With ``m`` features and ``S`` slots, ``m <= S - 2`` gives ``tiles = (S - 2) // m`` blocks
+per ciphertext; otherwise one block spans ``chunks = ceil(m / (S - 2))`` ciphertexts.
+
+Decrypted block sums are flooded with Gaussian noise (``flood_sigma``, about a thousand
+times the CKKS error) before they leave :func:`unseal_blocks`, so no exact decryption is
+ever shown to the party that made the ciphertext (Li and Micciancio's attack on CKKS).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from mde.errors import SealedScoreError, require
+from mde.errors import InputError, SealedScoreError, require
 
-__all__ = ["CKKSParams", "Layout", "make_layout", "make_secret_context", "public_context_bytes",
-           "encrypt_values", "seal_blocks", "unseal_blocks"]
+__all__ = ["CKKSParams", "Layout", "make_layout", "check_params", "make_secret_context", "public_context_bytes",
+           "encrypt_values", "seal_blocks", "unseal_blocks", "aggregate_exponent", "RESERVED_SLOTS"]
+
+RESERVED_SLOTS = 2
+# max total modulus bits for 128-bit security (HomomorphicEncryption.org standard)
+_MAX_BITS = {4096: 109, 8192: 218, 16384: 438, 32768: 881}
+_MIN_MASK = 2.0**8
 
 
 class CKKSParams(BaseModel):
-    """CKKS parameters (128-bit security for N = 8192 with 160 modulus bits)."""
+    """CKKS parameters. The default (N = 8192, 160 modulus bits) gives 128-bit security,
+    40-bit scale and room for values up to 2**19 after the one multiplication."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -41,6 +55,32 @@ class CKKSParams(BaseModel):
     @property
     def slots(self) -> int:
         return self.poly_modulus_degree // 2
+
+    @property
+    def capacity(self) -> float:
+        """Largest magnitude a slot may hold after the multiplication (with a safety margin)."""
+        return 2.0 ** (self.coeff_mod_bit_sizes[0] - self.global_scale_bits - 2)
+
+    @property
+    def flood_sigma(self) -> float:
+        """Std of the noise added to each decrypted block sum (scaled units, max |w| = 1)."""
+        return 2.0 ** (20 - self.global_scale_bits)
+
+
+def check_params(p: CKKSParams) -> str | None:
+    """Return what is wrong with ``p`` (insecure, unusable or leaky), or None if it is fine."""
+    if p.poly_modulus_degree not in _MAX_BITS:
+        return f"poly_modulus_degree must be one of {sorted(_MAX_BITS)}; got {p.poly_modulus_degree}."
+    bits = list(p.coeff_mod_bit_sizes)
+    if len(bits) < 3 or sum(bits) > _MAX_BITS[p.poly_modulus_degree]:
+        return (f"coeff_mod_bit_sizes {bits} must have >= 3 primes totalling <= "
+                f"{_MAX_BITS[p.poly_modulus_degree]} bits for 128-bit security at N = {p.poly_modulus_degree}.")
+    if bits[1] != p.global_scale_bits or not 20 <= p.global_scale_bits <= 60:
+        return "global_scale_bits must equal the size of the second prime and lie in [20, 60]."
+    if not (math.isfinite(p.mask_bound) and _MIN_MASK <= p.mask_bound <= p.capacity / 4):
+        return (f"mask_bound must lie in [{_MIN_MASK:g}, {p.capacity / 4:g}] for these primes "
+                f"(it hides single slots); got {p.mask_bound}.")
+    return None
 
 
 class Layout(BaseModel):
@@ -55,15 +95,19 @@ class Layout(BaseModel):
 
     @property
     def usable(self) -> int:
-        return self.slots - 1
+        return self.slots - RESERVED_SLOTS
 
     @property
     def sentinel_slot(self) -> int:
         return self.slots - 1
 
+    @property
+    def meta_slot(self) -> int:
+        return self.slots - 2
+
 
 def make_layout(dim: int, params: CKKSParams) -> Layout:
-    usable = params.slots - 1
+    usable = params.slots - RESERVED_SLOTS
     if dim <= usable:
         return Layout(dim=dim, slots=params.slots, tiles=usable // dim, chunks=1)
     return Layout(dim=dim, slots=params.slots, tiles=1, chunks=math.ceil(dim / usable))
@@ -71,6 +115,9 @@ def make_layout(dim: int, params: CKKSParams) -> Layout:
 
 def make_secret_context(params: CKKSParams) -> Any:
     """A fresh CKKS context holding a secret key (the model owner's)."""
+    problem = check_params(params)
+    if problem:
+        raise InputError(f"bad CKKS parameters: {problem}")
     ts = require("tenseal")
     ctx = ts.context(
         ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree, coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes)
@@ -86,11 +133,16 @@ def public_context_bytes(ctx: Any) -> bytes:
     )
 
 
+def aggregate_exponent(n_records: int) -> int:
+    """e such that a total is sealed as ``sum(psi) / 2**e`` (2**(e-1) < n <= 2**e)."""
+    return max(0, math.ceil(math.log2(n_records)))
+
+
 def _chunk_slices(layout: Layout) -> list[slice]:
     return [slice(c * layout.usable, min((c + 1) * layout.usable, layout.dim)) for c in range(layout.chunks)]
 
 
-def encrypt_values(ctx: Any, w_scaled: np.ndarray, layout: Layout, sentinel: float) -> list[bytes]:
+def encrypt_values(ctx: Any, w_scaled: np.ndarray, layout: Layout, sentinel: float, meta_key: float) -> list[bytes]:
     """Encrypt ``w_scaled`` tiled per ``layout``; one serialized ciphertext per chunk."""
     ts = require("tenseal")
     out = []
@@ -100,26 +152,9 @@ def encrypt_values(ctx: Any, w_scaled: np.ndarray, layout: Layout, sentinel: flo
         for t in range(layout.tiles):
             vec[t * len(part) : (t + 1) * len(part)] = part
         vec[layout.sentinel_slot] = sentinel
+        vec[layout.meta_slot] = meta_key
         out.append(ts.ckks_vector(ctx, vec.tolist()).serialize())
     return out
-
-
-def _blocks_to_plain(
-    blocks: np.ndarray, layout: Layout, rng: np.random.Generator, mask_bound: float
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield (chunk, plaintext, mask) per ciphertext for up to ``tiles`` blocks."""
-    nb = blocks.shape[0]
-    masks = rng.uniform(-mask_bound, mask_bound, size=blocks.shape)
-    masks -= masks.mean(axis=1, keepdims=True)  # each block's mask sums to zero
-    for c, sl in enumerate(_chunk_slices(layout)):
-        width = sl.stop - sl.start
-        plain = np.zeros(layout.slots)
-        mask = np.zeros(layout.slots)
-        for t in range(nb):
-            plain[t * width : (t + 1) * width] = blocks[t, sl]
-            mask[t * width : (t + 1) * width] = masks[t, sl]
-        plain[layout.sentinel_slot] = 1.0
-        yield c, plain, mask
 
 
 def seal_blocks(
@@ -128,35 +163,77 @@ def seal_blocks(
     blocks: np.ndarray,
     layout: Layout,
     rng: np.random.Generator,
-    mask_bound: float,
+    params: CKKSParams,
+    aggregate_exp: int | None = None,
 ) -> list[bytes]:
     """Data owner: seal blocks (rows of ``blocks``, each of length ``dim``).
 
-    Returns ``ceil(n_blocks / tiles) * chunks`` serialized ciphertexts.
+    ``aggregate_exp`` is e for a total sealed as ``sum(psi) / 2**e`` (one block); None for
+    per-record blocks. Returns ``ceil(n_blocks / tiles) * chunks`` serialized ciphertexts.
+
+    Raises
+    ------
+    InputError
+        If a block's values exceed what the CKKS parameters can hold (records far outside
+        the range the proxy was built on).
     """
     ts = require("tenseal")
+    peak = float(np.max(np.abs(blocks))) if blocks.size else 0.0
+    if not np.isfinite(peak) or peak > params.capacity / 8:
+        raise InputError(
+            f"efficacy features reach {peak:.3g}, beyond what the CKKS parameters hold "
+            f"({params.capacity / 8:g}); the records lie far outside the range the proxy was built on."
+        )
     out: list[bytes] = []
+    slices = _chunk_slices(layout)
     for start in range(0, blocks.shape[0], layout.tiles):
         group = blocks[start : start + layout.tiles]
-        for c, plain, mask in _blocks_to_plain(group, layout, rng, mask_bound):
+        masks = rng.uniform(-params.mask_bound, params.mask_bound, size=group.shape)
+        masks -= masks.mean(axis=1, keepdims=True)  # each block's mask sums to zero
+        code = float(aggregate_exp + 1) if aggregate_exp is not None else -float(len(group))
+        for c, sl in enumerate(slices):
+            width = sl.stop - sl.start
+            plain = np.zeros(layout.slots)
+            mask = np.zeros(layout.slots)
+            plain[: len(group) * width] = group[:, sl].ravel()
+            mask[: len(group) * width] = masks[:, sl].ravel()
+            plain[layout.sentinel_slot] = 1.0
+            plain[layout.meta_slot] = code
             fresh_zero = ts.ckks_vector(public_ctx, [0.0] * layout.slots)  # public-key re-randomisation
             ct = (enc_w[c] + fresh_zero) * plain.tolist()
-            ct = ct + mask.tolist()
-            out.append(ct.serialize())
+            out.append((ct + mask.tolist()).serialize())
     return out
 
 
 def unseal_blocks(
-    secret_ctx: Any, ciphertexts: list[bytes], layout: Layout, n_blocks: int, sentinel: float
+    secret_ctx: Any,
+    ciphertexts: list[bytes],
+    layout: Layout,
+    n_records: int,
+    per_record: bool,
+    sentinel: float,
+    meta_key: float,
+    flood_sigma: float,
+    rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """Model owner: decrypt and return the sum of each block (length ``n_blocks``)."""
+    """Model owner: decrypt, check sentinel and meta codes against the header, and return
+    the flooded sum of each block (scaled units; one block for a total).
+
+    Raises
+    ------
+    SealedScoreError
+        If a ciphertext was made under another key, or does not match the header.
+    """
     ts = require("tenseal")
-    per_ct = layout.tiles
-    expected = math.ceil(n_blocks / per_ct) * layout.chunks
+    rng = rng or np.random.default_rng()
+    n_blocks = n_records if per_record else 1
+    expected = math.ceil(n_blocks / layout.tiles) * layout.chunks
     if len(ciphertexts) != expected:
         raise SealedScoreError(
-            f"sealed score holds {len(ciphertexts)} ciphertexts; {expected} expected for {n_blocks} blocks."
+            f"sealed score holds {len(ciphertexts)} ciphertexts; {expected} expected for its header "
+            f"({n_records} records, {'per record' if per_record else 'total'})."
         )
+    want_exp = aggregate_exponent(n_records)
     sums = np.zeros(n_blocks)
     slices = _chunk_slices(layout)
     for i, blob in enumerate(ciphertexts):
@@ -173,8 +250,15 @@ def unseal_blocks(
                 "sealed score does not decrypt under this proxy's key (sentinel check failed): "
                 "it was made against another artifact's public context, or it is corrupt."
             )
+        code = vec[layout.meta_slot] / meta_key
+        first = group * layout.tiles
+        in_ct = min(layout.tiles, n_blocks - first)
+        want = -in_ct if per_record else want_exp + 1
+        if not abs(code - want) < 0.25:
+            raise SealedScoreError(
+                "sealed score header does not match its ciphertexts (record count or mode was "
+                "altered after sealing); refusing it."
+            )
         width = slices[c].stop - slices[c].start
-        first = group * per_ct
-        for t in range(min(per_ct, n_blocks - first)):
-            sums[first + t] += vec[t * width : (t + 1) * width].sum()
-    return sums
+        sums[first : first + in_ct] += vec[: in_ct * width].reshape(in_ct, width).sum(axis=1)
+    return sums + rng.normal(0.0, flood_sigma, size=n_blocks)

@@ -128,3 +128,32 @@ def test_artifact_is_small(artifact):
 
     assert os.path.getsize(artifact) < 2_000_000
     assert isinstance(io.BytesIO, type)
+
+
+def _rewrite_manifest(src, dst, edit):
+    import hashlib
+    import json
+
+    with zipfile.ZipFile(src) as zin:
+        manifest = json.loads(zin.read("manifest.json"))
+        edit(manifest)
+        mbytes = json.dumps(manifest).encode()
+        with zipfile.ZipFile(dst, "w") as zout:
+            for name in zin.namelist():
+                data = {"manifest.json": mbytes, "manifest.sha256": hashlib.sha256(mbytes).hexdigest().encode()}.get(
+                    name, zin.read(name))
+                zout.writestr(name, data)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["ckks"].update(mask_bound=0.0),
+    lambda m: m["ckks"].update(mask_bound=float("nan")),
+    lambda m: m["layout"].update(tiles=100),
+    lambda m: m.update(psi_dim=m["psi_dim"] + 1),
+])
+def test_consistently_rehashed_but_unsafe_manifest_is_refused(artifact, tmp_path, edit):
+    """A model owner (or anyone) cannot weaken the data owner's masking through the manifest."""
+    bad = tmp_path / "weak.mde"
+    _rewrite_manifest(artifact, bad, edit)
+    with pytest.raises(mde.ArtifactError):
+        mde.load_artifact(bad)
