@@ -46,6 +46,7 @@ class ArtifactManifest(BaseModel):
     proxy_kind: str
     mode: str = "sealed-value"
     n_features: int = Field(ge=1)
+    feature_names: list[str] | None = None
     psi_dim: int = Field(ge=1)
     classes: list[Any]
     ckks: CKKSParams

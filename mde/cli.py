@@ -14,12 +14,17 @@ from mde.errors import InputError, MDEError
 __all__ = ["main"]
 
 
+_RESERVED = {"random_state": "--seed", "kind": "--kind"}
+
+
 def _options(pairs: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         key, eq, val = pair.partition("=")
         if not eq:
             raise InputError(f"--option {pair!r} must look like key=value (e.g. n_components=32).")
+        if key in _RESERVED:
+            raise InputError(f"set {key} with {_RESERVED[key]}, not --option.")
         try:
             out[key] = json.loads(val)
         except json.JSONDecodeError:
@@ -41,10 +46,26 @@ def _load_model(path: str) -> Any:
     raise InputError(f"unsupported model file {path!r}: use an .onnx file or a scikit-learn .joblib/.pkl file.")
 
 
+def _check_out(*paths: str) -> None:
+    """Fail before any long work if an output folder does not exist."""
+    for path in paths:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise InputError(f"output folder {folder!r} does not exist; create it first.")
+
+
+def _read(path: str, mode: str = "rb") -> Any:
+    if not os.path.exists(path):
+        raise InputError(f"file {path!r} does not exist.")
+    with open(path, mode) as fh:
+        return fh.read()
+
+
 def _cmd_build(a: argparse.Namespace) -> int:
     from mde.build import build_proxy
     from mde.data_io import read_dataset
 
+    _check_out(a.artifact_out, a.proxy_out)
     Xtr, ytr = read_dataset(a.train, a.label_column)
     Xte, yte = read_dataset(a.test, a.label_column)
     proxy = build_proxy(_load_model(a.model), Xtr, ytr, Xte, yte, kind=a.kind, random_state=a.seed, **_options(a.option))
@@ -68,6 +89,7 @@ def _cmd_score(a: argparse.Namespace) -> int:
     from mde.data_io import read_dataset
     from mde.scoring import load_artifact
 
+    _check_out(a.out)
     X, y = read_dataset(a.data, a.label_column)
     sealed = load_artifact(a.artifact).score(X, y, per_record=a.per_record, progress=not a.quiet)
     blob = sealed.to_bytes()
@@ -83,25 +105,42 @@ def _cmd_open(a: argparse.Namespace) -> int:
     from pricing import parse_pricing
 
     pricing = parse_pricing(a.pricing)
-    proxy = load_proxy(a.proxy)
-    with open(a.sealed, "rb") as fh:
-        report = proxy.open(fh.read(), allow_repeat=a.allow_repeat)
-    proxy.save(a.proxy)  # remember that this artifact was evaluated
     if a.report_out:
+        _check_out(a.report_out)
+    proxy = load_proxy(a.proxy)
+    report = proxy.open(_read(a.sealed), allow_repeat=a.allow_repeat)
+    if a.report_out:  # keep the report first: it can be priced again with `mde price`
         with open(a.report_out, "w") as fh:
             fh.write(report.model_dump_json(indent=2))
+    proxy.save(a.proxy)  # remember that this artifact was evaluated
     print(pricing.quote(report).model_dump_json(indent=2))
+    return 0
+
+
+def _load_report(path: str) -> Any:
+    from pydantic import ValidationError
+
+    from mde.report import EfficacyReport
+
+    try:
+        return EfficacyReport.model_validate_json(_read(path))
+    except ValidationError as exc:
+        raise InputError(f"{path!r} is not a valid efficacy report: {exc}") from exc
+
+
+def _cmd_price(a: argparse.Namespace) -> int:
+    from pricing import parse_pricing
+
+    print(parse_pricing(a.pricing).quote(_load_report(a.report)).model_dump_json(indent=2))
     return 0
 
 
 def _cmd_verify(a: argparse.Namespace) -> int:
     from mde.data_io import read_dataset
-    from mde.report import EfficacyReport
     from mde.storage import load_proxy
 
     X, y = read_dataset(a.data, a.label_column)
-    with open(a.report) as fh:
-        report = EfficacyReport.model_validate_json(fh.read())
+    report = _load_report(a.report)
     load_proxy(a.proxy).verify_delivery(X, y, report)
     print(json.dumps({"verified": True, "n_records": report.n_records, "commitment": report.commitment}))
     return 0
@@ -152,6 +191,11 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--allow-repeat", action="store_true", help="accept a second evaluation of the same artifact")
     o.set_defaults(func=_cmd_open)
 
+    pr = sub.add_parser("price", help="model owner: price an opened report (again) with any pricing function")
+    pr.add_argument("--report", required=True)
+    pr.add_argument("--pricing", required=True)
+    pr.set_defaults(func=_cmd_price)
+
     v = sub.add_parser("verify", help="model owner: check delivered data against the opened report")
     v.add_argument("--proxy", required=True)
     v.add_argument("--data", required=True)
@@ -172,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except MDEError as exc:
+        print(f"mde {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unreadable or unwritable files: say which, no traceback
         print(f"mde {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -13,10 +13,14 @@ __all__ = ["read_dataset", "write_npz"]
 
 
 def _label_array(values: list[str]) -> np.ndarray:
+    """Numeric labels when every value parses as a number (integers when all are whole)."""
     try:
-        return np.array([int(v) for v in values], dtype=np.int64)
+        nums = np.array([float(v) for v in values])
     except ValueError:
-        return np.array(values)
+        return np.array([v.strip() for v in values])
+    if np.all(np.isfinite(nums)) and np.all(nums == np.round(nums)):
+        return nums.astype(np.int64)
+    return nums
 
 
 def read_dataset(path: str | os.PathLike[str], label_column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -26,16 +30,24 @@ def read_dataset(path: str | os.PathLike[str], label_column: str | None = None) 
     if not os.path.exists(p):
         raise InputError(f"data file {p!r} does not exist.")
     if p.endswith(".npz"):
-        with np.load(p, allow_pickle=False) as data:
-            if "X" not in data or "y" not in data:
-                raise InputError(f"{p!r} must hold arrays named 'X' and 'y'; it has {list(data.keys())}.")
-            return data["X"], data["y"]
+        try:
+            with np.load(p, allow_pickle=False) as data:
+                if "X" not in data or "y" not in data:
+                    raise InputError(f"{p!r} must hold arrays named 'X' and 'y'; it has {list(data.keys())}.")
+                return data["X"], data["y"]
+        except InputError:
+            raise
+        except (ValueError, OSError) as exc:  # object arrays need pickle, which MDE never loads
+            raise InputError(f"{p!r} cannot be read as plain numeric arrays (no pickle): {exc}") from exc
     if p.endswith(".csv"):
         with open(p, newline="") as fh:
             rows = list(csv.reader(fh))
         if len(rows) < 2:
             raise InputError(f"{p!r} has no data rows (a header row and at least one record are needed).")
-        header, body = rows[0], rows[1:]
+        header, body = rows[0], [r for r in rows[1:] if r]
+        short = [i + 2 for i, r in enumerate(body) if len(r) != len(header)]
+        if short:
+            raise InputError(f"{p!r} line {short[0]} has a different number of fields than the header.")
         col = label_column or ("label" if "label" in header else header[-1])
         if col not in header:
             raise InputError(f"label column {col!r} is not in {p!r}'s header {header}; pass --label-column.")

@@ -23,8 +23,8 @@ from scipy.optimize import minimize
 
 from adapters.base import softmax
 from mde.compression import fit_compression
-from mde.errors import InputError
 from mde.proxy import Proxy
+from mde.validation import check_number
 
 __all__ = ["InfluenceProxy"]
 
@@ -138,16 +138,14 @@ class InfluenceProxy(Proxy):
         }
 
     def _fit(self, bb: Any, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> None:
-        if not self.l2 > 0:
-            raise InputError(f"l2 must be > 0 (the softmax head's Hessian is singular without it); got {self.l2}.")
-        if int(self.n_components) < 1:
-            raise InputError(f"n_components must be >= 1; got {self.n_components}.")
+        l2 = check_number("l2 (the head's Hessian is singular without it)", self.l2, low=0.0, low_open=True)
+        r = check_number("n_components", self.n_components, integer=True, low=1)
         rng = np.random.default_rng(self.random_state)
-        self.P_, self.c_ = fit_compression(Xtr, self.compression, int(self.n_components), rng)
+        self.P_, self.c_ = fit_compression(Xtr, self.compression, r, rng)
         phi = Xtr @ self.P_ + self.c_
         soft = bb.predict_proba(Xtr)
-        self.theta_ = fit_softmax_head(phi, soft, self.l2)
-        H = head_hessian(phi, self.theta_, self.l2)
+        self.theta_ = fit_softmax_head(phi, soft, l2)
+        H = head_hessian(phi, self.theta_, l2)
         phi_te = Xte @ self.P_ + self.c_
         g_test = _head_psi(phi_te, self.theta_, yte).mean(axis=0)
         self.w_ = np.linalg.solve(H, g_test) / Xtr.shape[0]

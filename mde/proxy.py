@@ -30,7 +30,7 @@ from mde.sealing import (
     public_context_bytes,
     unseal_blocks,
 )
-from mde.validation import as_native, check_matrix, check_Xy
+from mde.validation import as_native, check_matrix, check_Xy, feature_names_of
 
 __all__ = ["Proxy"]
 
@@ -57,8 +57,10 @@ class Proxy(ABC):
         start = time.perf_counter()
         bb = wrap(blackbox)
         classes = list(bb.classes_)
+        names = feature_names_of(X_train)
         Xtr, ytr = check_Xy(X_train, y_train, bb.n_features_in_, classes)
-        Xte, yte = check_Xy(X_test, y_test, bb.n_features_in_, classes)
+        Xte, yte = check_Xy(X_test, y_test, bb.n_features_in_, classes, names)
+        self.feature_names_in_ = names
         self.classes_ = np.asarray(bb.classes_)
         self.n_features_in_ = int(bb.n_features_in_)
         self.n_train_ = int(Xtr.shape[0])
@@ -109,7 +111,7 @@ class Proxy(ABC):
 
     def _validate(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
-        return check_Xy(X, y, self.n_features_in_, list(self.classes_))
+        return check_Xy(X, y, self.n_features_in_, list(self.classes_), getattr(self, "feature_names_in_", None))
 
     def psi(self, X: Any, y: Any) -> np.ndarray:
         """Efficacy features psi(x, y) of each record, shape (n, psi_dim_)."""
@@ -135,7 +137,8 @@ class Proxy(ABC):
     def predict(self, X: Any) -> np.ndarray:
         """Class labels the proxy itself predicts."""
         self._check_fitted()
-        return self.classes_[self._predict_idx(check_matrix(X, self.n_features_in_))]
+        names = getattr(self, "feature_names_in_", None)
+        return self.classes_[self._predict_idx(check_matrix(X, self.n_features_in_, feature_names=names))]
 
     # -- protocol -------------------------------------------------------------------------
     def export(self, path: str | os.PathLike[str], ckks: CKKSParams | None = None) -> str:
@@ -171,6 +174,7 @@ class Proxy(ABC):
                 artifact_id=artifact_id,
                 proxy_kind=self.kind,
                 n_features=self.n_features_in_,
+                feature_names=getattr(self, "feature_names_in_", None),
                 psi_dim=self.psi_dim_,
                 classes=[as_native(c) for c in self.classes_],
                 ckks=params,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import math
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["EfficacyReport", "EFFICACY_UNITS"]
 
@@ -37,3 +39,14 @@ class EfficacyReport(BaseModel):
     commitment: str
     proxy_kind: str
     units: str = EFFICACY_UNITS
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EfficacyReport:
+        if not math.isfinite(self.efficacy):
+            raise ValueError("efficacy must be finite")
+        if self.record_scores is not None:
+            if len(self.record_scores) != self.n_records:
+                raise ValueError(f"{len(self.record_scores)} record scores for {self.n_records} records")
+            if not all(math.isfinite(s) for s in self.record_scores):
+                raise ValueError("record scores must be finite")
+        return self

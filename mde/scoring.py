@@ -84,7 +84,7 @@ class Scorer:
         return list(self.manifest.classes)
 
     def _validate(self, X: Any, y: Any, finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        Xa = check_matrix(X, self.manifest.n_features, finite=finite)
+        Xa = check_matrix(X, self.manifest.n_features, finite=finite, feature_names=self.manifest.feature_names)
         return Xa, encode_labels(y, self.manifest.classes, Xa.shape[0])
 
     def psi(self, X: Any, y: Any, batch_size: int = 8192) -> np.ndarray:

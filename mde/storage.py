@@ -32,6 +32,7 @@ def save_proxy(proxy: Proxy, path: str | os.PathLike[str]) -> None:
         "params": proxy.get_params(),
         "classes": [as_native(c) for c in proxy.classes_],
         "n_features_in_": proxy.n_features_in_,
+        "feature_names_in_": getattr(proxy, "feature_names_in_", None),
         "n_train_": proxy.n_train_,
         "psi_dim_": proxy.psi_dim_,
         "fidelity_": proxy.fidelity_,
@@ -88,6 +89,7 @@ def load_proxy(path: str | os.PathLike[str]) -> Proxy:
         raise ArtifactError(f"proxy file arrays are damaged: {exc}") from exc
     proxy._set_state(arrays)
     proxy.classes_ = np.asarray(meta["classes"])
+    proxy.feature_names_in_ = meta.get("feature_names_in_")
     for key in ("n_features_in_", "n_train_", "psi_dim_", "fidelity_", "build_seconds_", "artifacts_", "opened_"):
         setattr(proxy, key, meta[key])
     if hasattr(proxy, "_set_extra_state"):

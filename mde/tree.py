@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 from sklearn.tree import DecisionTreeClassifier
 
-from mde.errors import InputError
 from mde.proxy import Proxy
 from mde.sampling import InputSampler
+from mde.validation import check_number
 
 __all__ = ["TreeProxy", "leaf_refit_values"]
 
@@ -87,18 +87,20 @@ class TreeProxy(Proxy):
         return {k: getattr(self, k) for k in ("max_leaves", "n_samples", "bandwidth", "max_dim", "alpha", "random_state")}
 
     def _fit(self, bb: Any, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> None:
-        if int(self.max_leaves) < 2:
-            raise InputError(f"max_leaves must be >= 2; got {self.max_leaves}.")
-        if not self.alpha > 0:
-            raise InputError(f"alpha must be > 0 (log-loss of an empty leaf is infinite); got {self.alpha}.")
+        max_leaves = check_number("max_leaves", self.max_leaves, integer=True, low=2)
+        alpha = check_number("alpha (log-loss of an empty leaf is infinite without it)", self.alpha, low=0.0,
+                             low_open=True)
+        n_samples = check_number("n_samples", self.n_samples, integer=True, low=0)
+        bandwidth = check_number("bandwidth", self.bandwidth, low=0.0)
+        max_dim = check_number("max_dim", self.max_dim, integer=True, low=1)
         k = len(bb.classes_)
-        sampler = InputSampler(self.bandwidth, self.max_dim, self.random_state).fit(Xtr)
-        Xs = np.vstack([Xtr, sampler.sample(int(self.n_samples))]) if self.n_samples > 0 else Xtr
+        sampler = InputSampler(bandwidth, max_dim, self.random_state).fit(Xtr)
+        Xs = np.vstack([Xtr, sampler.sample(n_samples)]) if n_samples > 0 else Xtr
         ys = np.argmax(bb.predict_proba(Xs), axis=1)
-        self.tree_ = DecisionTreeClassifier(max_leaf_nodes=int(self.max_leaves), random_state=self.random_state)
+        self.tree_ = DecisionTreeClassifier(max_leaf_nodes=max_leaves, random_state=self.random_state)
         self.tree_.fit(Xs, ys)
         bb_te = np.argmax(bb.predict_proba(Xte), axis=1)
-        baseline = DecisionTreeClassifier(max_leaf_nodes=int(self.max_leaves), random_state=self.random_state)
+        baseline = DecisionTreeClassifier(max_leaf_nodes=max_leaves, random_state=self.random_state)
         baseline.fit(Xtr, np.argmax(bb.predict_proba(Xtr), axis=1))
         self.baseline_fidelity_ = float(np.mean(baseline.predict(Xte) == bb_te))
         self._index_tree(k)
@@ -107,7 +109,7 @@ class TreeProxy(Proxy):
         test_counts = np.zeros((self.n_leaves_, k))
         np.add.at(test_counts, (self._leaf(Xte), yte), 1.0)
         self.leaf_counts_ = train_counts
-        self.w_ = leaf_refit_values(train_counts, test_counts, float(self.alpha)).ravel()
+        self.w_ = leaf_refit_values(train_counts, test_counts, alpha).ravel()
 
     def _index_tree(self, k: int) -> None:
         t = self.tree_.tree_

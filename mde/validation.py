@@ -13,19 +13,40 @@ import numpy as np
 
 from mde.errors import InputError, LabelError
 
-__all__ = ["check_matrix", "check_finite", "encode_labels", "check_Xy", "as_native"]
+__all__ = ["check_matrix", "check_finite", "feature_names_of", "encode_labels", "check_Xy", "as_native"]
 
 
-def check_matrix(X: Any, n_features: int | None = None, name: str = "X", finite: bool = True) -> np.ndarray:
+def feature_names_of(X: Any) -> list[str] | None:
+    """Column names of a data frame (pandas or alike), else None."""
+    cols = getattr(X, "columns", None)
+    return None if cols is None else [str(c) for c in cols]
+
+
+def check_matrix(
+    X: Any,
+    n_features: int | None = None,
+    name: str = "X",
+    finite: bool = True,
+    feature_names: list[str] | None = None,
+) -> np.ndarray:
     """Return ``X`` as a finite float64 array of shape (n, d), n >= 1.
 
     With ``finite=False`` the NaN/inf check is left to the caller (see :func:`check_finite`).
+    If ``X`` is a data frame and ``feature_names`` are known, its columns must match them.
 
     Raises
     ------
     InputError
         If ``X`` is not numeric, not 2-D, empty, has the wrong width, or holds NaN/inf.
     """
+    names = feature_names_of(X)
+    if names is not None and feature_names is not None and names != list(feature_names):
+        raise InputError(
+            f"{name}'s columns {names[:5]}... differ from the features the proxy was built on "
+            f"{list(feature_names)[:5]}...; select and order the columns the same way."
+        )
+    if np.iscomplexobj(X):
+        raise InputError(f"{name} holds complex numbers; pass real-valued features.")
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -86,11 +107,19 @@ def encode_labels(y: Any, classes: Sequence[Any], n_records: int | None = None) 
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise InputError("y contains NaN or infinite labels; drop those records before scoring.")
     index = {as_native(c): i for i, c in enumerate(classes)}
-    uniq, inverse = np.unique(arr, return_inverse=True)
+    try:
+        uniq, inverse = np.unique(arr, return_inverse=True)
+    except TypeError as exc:
+        raise InputError(f"y mixes label types that cannot be compared ({exc}); use one type for all labels.") from exc
     codes = np.empty(len(uniq), dtype=np.int64)
     for j, label in enumerate(uniq):
         key = as_native(label)
         if key not in index:
+            if isinstance(key, str) and all(not isinstance(c, str) for c in index):
+                raise LabelError(
+                    f"label {key!r} is a string but the model's classes are numbers {list(index)}; "
+                    "pass numeric labels (a list mixing numbers and strings is read as all strings)."
+                )
             raise LabelError(
                 f"label {key!r} is not one of the model's classes {list(index)}; "
                 "relabel or drop those records (the proxy cannot value a class the model does not predict)."
@@ -100,8 +129,21 @@ def encode_labels(y: Any, classes: Sequence[Any], n_records: int | None = None) 
 
 
 def check_Xy(
-    X: Any, y: Any, n_features: int | None, classes: Sequence[Any]
+    X: Any, y: Any, n_features: int | None, classes: Sequence[Any], feature_names: list[str] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate a labelled data set; return (X float64 (n, d), class indices int64 (n,))."""
-    Xa = check_matrix(X, n_features)
+    Xa = check_matrix(X, n_features, feature_names=feature_names)
     return Xa, encode_labels(y, classes, Xa.shape[0])
+
+
+def check_number(name: str, value: Any, *, integer: bool = False, low: float | None = None,
+                 low_open: bool = False) -> Any:
+    """Validate a hyperparameter: a real number (an integer if asked) at or above ``low``
+    (strictly above with ``low_open``). Returns it as int or float."""
+    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.integer, np.floating))
+    if isinstance(value, bool) or not ok_type or (not integer and not np.isfinite(value)):
+        kind = "an integer" if integer else "a finite number"
+        raise InputError(f"{name} must be {kind}; got {value!r}.")
+    if low is not None and (value <= low if low_open else value < low):
+        raise InputError(f"{name} must be {'>' if low_open else '>='} {low}; got {value!r}.")
+    return int(value) if integer else float(value)

@@ -25,7 +25,7 @@ __all__ = ["BasePricing", "BinaryPricing", "UniformPricing", "LinearPricing", "T
 def _finite(name: str, value: float, *, nonneg: bool = False) -> float:
     try:
         v = float(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise PricingError(f"{name} must be a number; got {value!r}.") from exc
     if not math.isfinite(v):
         raise PricingError(f"{name} must be finite; got {value!r}.")
@@ -52,6 +52,8 @@ class BasePricing:
         if not math.isfinite(report.efficacy):
             raise PricingError("report efficacy is not finite; refusing to price it.")
         price, accepted, records = self._price(report)
+        if not math.isfinite(price):
+            raise PricingError(f"{self.name} pricing produced a non-finite price ({price}); check its parameters.")
         return Quote(
             price=max(0.0, float(price)),
             accepted=accepted,
@@ -160,10 +162,10 @@ class TieredPricing(BasePricing):
     name = "tiered"
 
     def __init__(self, tiers: list[tuple[float, float]] | dict[float, float]) -> None:
-        items = sorted(tiers.items() if isinstance(tiers, dict) else tiers)
-        if not items:
-            raise PricingError("tiered pricing needs at least one (threshold, price) tier.")
-        self.tiers = [(_finite("threshold", t), _finite("price", p, nonneg=True)) for t, p in items]
+        raw = list(tiers.items()) if isinstance(tiers, dict) else list(tiers)
+        if not raw or not all(isinstance(t, (tuple, list)) and len(t) == 2 for t in raw):
+            raise PricingError("tiered pricing needs a non-empty list of (threshold, price) pairs.")
+        self.tiers = sorted((_finite("threshold", t), _finite("price", p, nonneg=True)) for t, p in raw)
         prices = [p for _, p in self.tiers]
         if any(b < a for a, b in zip(prices, prices[1:])):
             raise PricingError("tier prices must not decrease as thresholds increase.")

@@ -101,3 +101,33 @@ def test_demo_runs_and_prices_clean_above_noisy(capsys):
     assert out["clean_price"] == 100.0
     text = capsys.readouterr().out
     assert "data owner" in text and "delivery verified" in text
+
+
+def test_cli_reports_bad_files_and_options_cleanly(files, capsys):
+    d, _ = files
+    base = ["build", "--model", str(d / "model.joblib"), "--train", str(d / "train.npz"), "--test", str(d / "test.npz")]
+    cases = [
+        (base + ["--option", "l2=abc"], "l2"),
+        (base + ["--option", "random_state=5"], "--seed"),
+        (base + ["--artifact-out", str(d / "no" / "a.mde")], "does not exist"),
+        (["open", "--proxy", str(d / "p.mdeproxy"), "--sealed", str(d / "missing")], "does not exist"),
+        (["price", "--report", str(d / "train.npz"), "--pricing", "binary:price=1"], "not a valid efficacy report"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err
+
+
+def test_failed_pricing_does_not_spend_the_evaluation(files, capsys):
+    """Uniform pricing on a total fails; the report is kept and can be priced with `mde price`."""
+    d, _ = files
+    assert main(["build", "--model", str(d / "model.joblib"), "--train", str(d / "train.npz"), "--test",
+                 str(d / "test.npz"), "--artifact-out", str(d / "a.mde"), "--proxy-out", str(d / "p.mdeproxy")]) == 0
+    assert main(["score", "--artifact", str(d / "a.mde"), "--data", str(d / "offer.npz"), "--out",
+                 str(d / "s.mdeseal"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["open", "--proxy", str(d / "p.mdeproxy"), "--sealed", str(d / "s.mdeseal"), "--pricing",
+                 "uniform:unit_price=1", "--report-out", str(d / "r.json")]) == 2
+    assert "per-record" in capsys.readouterr().err
+    assert main(["price", "--report", str(d / "r.json"), "--pricing", "binary:price=7"]) == 0
+    assert json.loads(capsys.readouterr().out)["price"] in (0.0, 7.0)

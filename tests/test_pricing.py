@@ -104,3 +104,22 @@ def test_monotone_in_efficacy(a, b):
     lo, hi = sorted((a, b))
     for f in (BinaryPricing(10, 0.1), LinearPricing(3, floor=1, cap=20), TieredPricing([(0, 1), (1, 5)])):
         assert f.quote(report(lo)).price <= f.quote(report(hi)).price
+
+
+def test_pricing_edge_cases_raise_pricing_errors():
+    with pytest.raises(mde.PricingError):
+        UniformPricing(unit_price=10**400)
+    for bad in ([1, 2], [(0, 1), ("a", 2)], []):
+        with pytest.raises(mde.PricingError):
+            TieredPricing(bad)
+    with pytest.raises(mde.PricingError, match="non-finite"):
+        LinearPricing(rate=1e10).quote(report(1e300))
+
+
+def test_reports_are_consistent():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        report(0.3, [0.1, 0.2], n=3)  # two scores for three records
+    with pytest.raises(ValidationError):
+        report(float("inf"))

@@ -77,3 +77,55 @@ def test_errors_share_one_family():
     for cls in (mde.InputError, mde.LabelError, mde.AdapterError, mde.ArtifactError, mde.SealedScoreError,
                 mde.ReplayError, mde.DeliveryError, mde.PricingError, mde.MissingDependencyError, mde.NotFittedError):
         assert issubclass(cls, mde.MDEError)
+
+
+def test_label_type_problems_are_input_errors(proxy, digits):
+    X = digits.Xc[:4]
+    with pytest.raises(mde.InputError, match="mixes label types"):
+        proxy.efficacy(X, np.array([1, "a", None, 2], dtype=object))
+    with pytest.raises(mde.LabelError, match="string but the model's classes are numbers"):
+        proxy.efficacy(X, [1, "2", 3, 4])
+    with pytest.raises(mde.InputError, match="complex"):
+        proxy.efficacy(X.astype(complex), digits.yc[:4])
+
+
+def test_data_frame_columns_must_match(digits, model, tmp_path):
+    pd = pytest.importorskip("pandas")
+    cols = [f"px{i}" for i in range(64)]
+    Xtr = pd.DataFrame(digits.Xtr, columns=cols)
+    Xte = pd.DataFrame(digits.Xte, columns=cols)
+    proxy = mde.build_proxy(model, Xtr, digits.ytr, Xte, digits.yte, n_components=8, random_state=0)
+    Xc = pd.DataFrame(digits.Xc, columns=cols)
+    e = proxy.efficacy(Xc, digits.yc)
+    assert e == pytest.approx(proxy.efficacy(digits.Xc, digits.yc))
+    shuffled = Xc[cols[::-1]]
+    with pytest.raises(mde.InputError, match="columns"):
+        proxy.efficacy(shuffled, digits.yc)
+    proxy.export(tmp_path / "a.mde")
+    scorer = mde.load_artifact(tmp_path / "a.mde")
+    assert scorer.manifest.feature_names == cols
+    with pytest.raises(mde.InputError, match="columns"):
+        scorer.score(shuffled, digits.yc)
+
+
+def test_hyperparameters_are_validated(digits, model):
+    for bad in ({"l2": "abc"}, {"l2": -1.0}, {"n_components": "abc"}, {"n_components": 2.5}):
+        with pytest.raises(mde.InputError):
+            mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, **bad)
+    for bad in ({"max_leaves": 1}, {"alpha": 0.0}, {"n_samples": -5}):
+        with pytest.raises(mde.InputError):
+            mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="tree", **bad)
+
+
+def test_csv_labels_written_as_floats_are_numbers(tmp_path):
+    from mde.data_io import read_dataset
+
+    (tmp_path / "d.csv").write_text("a,b,label\n1,2,0.0\n3,4,1.0\n")
+    X, y = read_dataset(tmp_path / "d.csv")
+    assert y.dtype.kind == "i" and y.tolist() == [0, 1]
+    (tmp_path / "short.csv").write_text("a,b,label\n1,2,0\n3,4\n")
+    with pytest.raises(mde.InputError, match="line 3"):
+        read_dataset(tmp_path / "short.csv")
+    np.savez(tmp_path / "obj.npz", X=np.array([[1, "a"]], dtype=object), y=np.array([0]))
+    with pytest.raises(mde.InputError, match="pickle"):
+        read_dataset(tmp_path / "obj.npz")
