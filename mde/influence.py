@@ -26,7 +26,7 @@ from mde.compression import fit_compression
 from mde.proxy import Proxy
 from mde.validation import check_number
 
-__all__ = ["InfluenceProxy"]
+__all__ = ["InfluenceProxy", "HeadProxy", "fit_softmax_head", "head_hessian"]
 
 
 def _head_psi(phi: np.ndarray, theta: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
@@ -100,7 +100,65 @@ def head_hessian(
     return H
 
 
-class InfluenceProxy(Proxy):
+class HeadProxy(Proxy):
+    """Base of proxies whose psi is the loss gradient of a softmax head on features phi(x).
+
+    Subclasses define ``_phi`` (features with a trailing constant 1) and the ONNX graph of
+    it; this class fits the head to the black box's probabilities on ``X_train`` with L2
+    strength ``l2``, and sets ``w = H^-1 g_test / n_train``. With ``projection_dim`` k,
+    psi is projected by a fixed Gaussian matrix R (m x k, low-rank gradient projection as
+    in seed 003) and ``w = (R^T H R)^-1 R^T g_test / n_train``: the Newton step restricted
+    to the projected subspace.
+    """
+
+    R_: np.ndarray | None = None
+
+    def _phi(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _fit_head(self, bb: Any, Xtr: np.ndarray, Xte: np.ndarray, yte: np.ndarray, l2: float,
+                  projection_dim: int | None, rng: np.random.Generator) -> None:
+        phi = self._phi(Xtr)
+        self.theta_ = fit_softmax_head(phi, bb.predict_proba(Xtr), l2)
+        H = head_hessian(phi, self.theta_, l2)
+        g_test = _head_psi(self._phi(Xte), self.theta_, yte).mean(axis=0)
+        m = H.shape[0]
+        if projection_dim is not None and projection_dim < m:
+            R = rng.standard_normal((m, projection_dim)) / np.sqrt(projection_dim)
+            self.R_ = R
+            self.w_ = np.linalg.solve(R.T @ H @ R, R.T @ g_test) / Xtr.shape[0]
+        else:
+            self.R_ = None
+            self.w_ = np.linalg.solve(H, g_test) / Xtr.shape[0]
+
+    def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        psi = _head_psi(self._phi(X), self.theta_, y_idx)
+        return psi if self.R_ is None else psi @ self.R_
+
+    def _scores_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        # <w, vec(diff phi^T)> = sum_a diff_a (W phi)_a, without materialising psi
+        phi = self._phi(X)
+        diff = softmax(phi @ self.theta_.T)
+        diff[np.arange(len(y_idx)), y_idx] -= 1.0
+        w_full = self.w_ if self.R_ is None else self.R_ @ self.w_
+        W = w_full.reshape(self.theta_.shape)
+        return np.einsum("ia,ia->i", diff, phi @ W.T)
+
+    def _predict_idx(self, X: np.ndarray) -> np.ndarray:
+        return np.argmax(self._phi(X) @ self.theta_.T, axis=1)
+
+    def _head_state(self) -> dict[str, np.ndarray]:
+        out = {"theta_": self.theta_, "w_": self.w_}
+        if self.R_ is not None:
+            out["R_"] = self.R_
+        return out
+
+    def _set_head_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.theta_, self.w_ = arrays["theta_"], arrays["w_"]
+        self.R_ = arrays.get("R_")
+
+
+class InfluenceProxy(HeadProxy):
     """Influence of records on a compressed softmax head of the black box.
 
     Parameters
@@ -142,30 +200,10 @@ class InfluenceProxy(Proxy):
         r = check_number("n_components", self.n_components, integer=True, low=1)
         rng = np.random.default_rng(self.random_state)
         self.P_, self.c_ = fit_compression(Xtr, self.compression, r, rng)
-        phi = Xtr @ self.P_ + self.c_
-        soft = bb.predict_proba(Xtr)
-        self.theta_ = fit_softmax_head(phi, soft, l2)
-        H = head_hessian(phi, self.theta_, l2)
-        phi_te = Xte @ self.P_ + self.c_
-        g_test = _head_psi(phi_te, self.theta_, yte).mean(axis=0)
-        self.w_ = np.linalg.solve(H, g_test) / Xtr.shape[0]
+        self._fit_head(bb, Xtr, Xte, yte, l2, None, rng)
 
     def _phi(self, X: np.ndarray) -> np.ndarray:
         return X @ self.P_ + self.c_
-
-    def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        return _head_psi(self._phi(X), self.theta_, y_idx)
-
-    def _scores_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        # <w, vec(diff phi^T)> = sum_a diff_a (W phi)_a, without materialising psi
-        phi = self._phi(X)
-        diff = softmax(phi @ self.theta_.T)
-        diff[np.arange(len(y_idx)), y_idx] -= 1.0
-        W = self.w_.reshape(self.theta_.shape)
-        return np.einsum("ia,ia->i", diff, phi @ W.T)
-
-    def _predict_idx(self, X: np.ndarray) -> np.ndarray:
-        return np.argmax(self._phi(X) @ self.theta_.T, axis=1)
 
     def _psi_onnx(self) -> bytes:
         from mde.onnx_graphs import softmax_head_psi_graph
@@ -173,7 +211,8 @@ class InfluenceProxy(Proxy):
         return softmax_head_psi_graph(self.P_, self.c_, self.theta_)
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {"P_": self.P_, "c_": self.c_, "theta_": self.theta_, "w_": self.w_}
+        return {"P_": self.P_, "c_": self.c_, **self._head_state()}
 
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self.P_, self.c_, self.theta_, self.w_ = arrays["P_"], arrays["c_"], arrays["theta_"], arrays["w_"]
+        self.P_, self.c_ = arrays["P_"], arrays["c_"]
+        self._set_head_state(arrays)

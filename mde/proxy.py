@@ -189,6 +189,7 @@ class Proxy(ABC):
             "meta_key": meta_key,
             "flood_sigma": params.flood_sigma,
             "layout": layout.model_dump(),
+            "artifact_bytes": os.path.getsize(path),
         }
         return artifact_id
 
@@ -303,8 +304,9 @@ class Proxy(ABC):
         save_proxy(self, path)
 
     def summary(self) -> dict[str, Any]:
-        """Kind, fidelity, psi dimension and build time."""
+        """Kind, fidelity, psi dimension, build time and the size of the last exported artifact."""
         self._check_fitted()
+        sizes = [info.get("artifact_bytes") for info in self.artifacts_.values()]
         return {
             "kind": self.kind,
             "fidelity": self.fidelity_,
@@ -312,6 +314,7 @@ class Proxy(ABC):
             "n_features": self.n_features_in_,
             "n_classes": len(self.classes_),
             "build_seconds": self.build_seconds_,
+            "artifact_bytes": sizes[-1] if sizes else None,
             "params": self.get_params(),
         }
 
