@@ -63,7 +63,7 @@ def write_artifact(path: str | os.PathLike[str], manifest_fields: dict[str, Any]
     manifest = ArtifactManifest(**manifest_fields, members={k: _sha256(v) for k, v in members.items()})
     mbytes = manifest.model_dump_json(indent=2).encode()
     digest = _sha256(mbytes)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(_MANIFEST, mbytes)
         zf.writestr(_MANIFEST_HASH, digest.encode())
         for name, data in members.items():

@@ -144,13 +144,16 @@ class Proxy(ABC):
     def export(self, path: str | os.PathLike[str], ckks: CKKSParams | None = None) -> str:
         """Write the public artifact (psi graph, Enc(w), public context); return its id.
 
+        ``ckks`` defaults to the parameters of this proxy's key if it has one, else to the
+        kind's default (:class:`CKKSParams`, or ``CKKSParams.compact()`` for small trees).
+
         The artifact holds no secret key and no plaintext ``w``. Each export gets a new id;
         the proxy remembers it so that :meth:`open` accepts scores made against it.
         """
         from mde import __version__
 
         self._check_fitted()
-        params = ckks or CKKSParams()
+        params = ckks or (self._ckks if self._context is not None else self._default_ckks())
         problem = check_params(params)
         if problem:
             raise InputError(f"bad CKKS parameters: {problem}")
@@ -192,6 +195,9 @@ class Proxy(ABC):
             "artifact_bytes": os.path.getsize(path),
         }
         return artifact_id
+
+    def _default_ckks(self) -> CKKSParams:
+        return CKKSParams()
 
     def open(self, sealed: SealedScore | bytes, *, allow_repeat: bool = False) -> EfficacyReport:
         """Decrypt a sealed score into an :class:`EfficacyReport`.

@@ -52,6 +52,14 @@ class CKKSParams(BaseModel):
     global_scale_bits: int = 40
     mask_bound: float = 2.0**14
 
+    @classmethod
+    def compact(cls) -> CKKSParams:
+        """N = 4096 with primes [53, 40, 16] (109 bits, 128-bit security): keys and ciphertexts
+        about 2.5x smaller and the same 40-bit precision, but 2047 slots and a mask of
+        +-2**9 (instead of 2**14) per slot, i.e. single slots are hidden to ~1/1000."""
+        return cls(poly_modulus_degree=4096, coeff_mod_bit_sizes=[53, 40, 16], global_scale_bits=40,
+                   mask_bound=2.0**9)
+
     @property
     def slots(self) -> int:
         return self.poly_modulus_degree // 2

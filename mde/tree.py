@@ -164,6 +164,12 @@ class TreeProxy(Proxy):
 
         return tree_leaf_psi_graph(self.n_features_in_, n_classes=self.n_classes_, **self._tree_matrices())
 
+    def _default_ckks(self) -> Any:
+        from mde.sealing import RESERVED_SLOTS, CKKSParams
+
+        compact = CKKSParams.compact()
+        return compact if self.psi_dim_ <= compact.slots - RESERVED_SLOTS else CKKSParams()
+
     def summary(self) -> dict[str, Any]:
         return super().summary() | {"n_leaves": self.n_leaves_, "baseline_fidelity": self.baseline_fidelity_}
 
