@@ -58,6 +58,19 @@ def sklearn_label_noise(name: str, seed: int = 0, n_sets: int = 10) -> Scenario:
     return Scenario(f"{name}-label-noise", X[tr], y[tr], X[te], y[te], cands, X[rest], y[rest])
 
 
+def breast_cancer_label_noise(seed: int = 0, n_sets: int = 10) -> Scenario:
+    """Breast cancer: D_tr 150, D_te 200, 10 candidate sets with 0 to 50% of labels flipped."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(y))
+    tr, te, rest = idx[:150], idx[150:350], idx[350:]
+    cands = label_noise_candidates(X[rest], y[rest], n_sets, pair=(0, 1), random_state=seed,
+                                   rates=np.linspace(0.0, 0.5, n_sets))
+    return Scenario("breast-cancer-label-noise", X[tr], y[tr], X[te], y[te], cands, X[rest], y[rest])
+
+
 def black_boxes() -> dict[str, Callable[[int], Any]]:
     """Model factories: ``factory(seed)`` -> unfitted classifier."""
     return {
