@@ -49,7 +49,9 @@ class StudentProxy(HeadProxy):
     weight_decay : float
         Adam weight decay during distillation.
     l2 : float
-        L2 strength of the refitted last layer (as ``l2`` of the influence proxy).
+        L2 strength of the refitted last layer, on unit-variance hidden features. The default
+        (10) had the best mean Spearman rho against retraining (0.88) over 10 label-noise
+        problems; 0.1 had 0.61 (negative on some) but agreed with retraining's sign more often.
     n_samples : int
         Extra transfer inputs drawn near ``X_train`` and labelled by the black box.
     projection_dim : int, optional
@@ -70,7 +72,7 @@ class StudentProxy(HeadProxy):
         epochs: int = 60,
         learning_rate: float = 3e-3,
         weight_decay: float = 1e-4,
-        l2: float = 0.1,
+        l2: float = 10.0,
         n_samples: int = 5000,
         projection_dim: int | None = None,
         batch_size: int = 256,

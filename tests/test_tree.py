@@ -34,12 +34,12 @@ def test_record_score_is_the_refit_change_of_test_loss(digits, model):
     k = len(proxy.classes_)
     test_counts = np.zeros((proxy.n_leaves_, k))
     np.add.at(test_counts, (proxy._leaf(digits.Xte), digits.yte), 1)
-    base = _mean_test_loss(proxy.leaf_counts_, test_counts, 1.0)
+    base = _mean_test_loss(proxy.leaf_counts_, test_counts, proxy.alpha)
     scores = proxy.record_scores(digits.Xc[:20], digits.yc[:20])
     for i in range(20):
         plus = proxy.leaf_counts_.copy()
         plus[proxy._leaf(digits.Xc[i : i + 1])[0], digits.yc[i]] += 1
-        assert scores[i] == pytest.approx(base - _mean_test_loss(plus, test_counts, 1.0), abs=1e-12)
+        assert scores[i] == pytest.approx(base - _mean_test_loss(plus, test_counts, proxy.alpha), abs=1e-12)
 
 
 def test_onnx_leaves_are_exact_at_split_thresholds(digits, model, tmp_path):
