@@ -27,7 +27,13 @@ import time
 
 import numpy as np
 
-from benchmarks.common import RESULTS, black_boxes, breast_cancer_label_noise, cached_utility, mnist_label_noise
+from benchmarks.common import (
+    RESULTS,
+    black_boxes,
+    breast_cancer_label_noise,
+    cached_utility,
+    mnist_label_noise,
+)
 from mde.evaluation import rank_correlation, retrain_utility
 
 
