@@ -65,6 +65,7 @@ def _evaluate(kind, model, sc, gt, factory, seeds, options):
         "rho": rank_correlation(eff, gt)["spearman"],
         "rho sealed": rank_correlation(sealed, gt)["spearman"],
         "rho grad-norm": rank_correlation(gnorm, gt)["spearman"],
+        "rho vs noise": rank_correlation(eff, -np.arange(len(eff)))["spearman"],
         "fidelity": proxy.fidelity_,
         "baseline fid.": proxy.summary().get("baseline_fidelity", float("nan")),
         "artifact kB": proxy.summary()["artifact_bytes"] / 1e3,
