@@ -15,8 +15,10 @@ from pricing.functions import (
     TieredPricing,
     UniformPricing,
 )
+from pricing.properties import PropertyCheck, check_pricing
 from pricing.quote import PricingFunction, Quote
 from pricing.registry import get_pricing, parse_pricing, pricing_names, register_pricing
+from pricing.revenue import RevenueSplit, split_revenue
 
 __all__ = [
     "Quote",
@@ -30,4 +32,8 @@ __all__ = [
     "get_pricing",
     "parse_pricing",
     "pricing_names",
+    "split_revenue",
+    "RevenueSplit",
+    "check_pricing",
+    "PropertyCheck",
 ]

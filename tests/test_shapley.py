@@ -128,3 +128,24 @@ def test_bad_arguments():
         exact_shapley(lambda S: float("nan"), 3)
     with pytest.raises(mde.InputError):
         knn_shapley(np.zeros((0, 2)), np.zeros(0), np.zeros((1, 2)), np.zeros(1))
+
+
+def test_proxy_utilities_match_their_proxies(digits, model):
+    from mde.utility import proxy_utility
+
+    tree = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="tree", max_leaves=16,
+                           n_samples=2000, random_state=0)
+    U = proxy_utility(tree, digits.Xc[:8], digits.yc[:8], digits.Xte, digits.yte)
+    scores = tree.record_scores(digits.Xc[:8], digits.yc[:8])
+    for i in range(8):  # a single record's utility is its exact leaf-refit score
+        assert U((i,)) == pytest.approx(scores[i], abs=1e-12)
+    shap = exact_shapley(U, 8)
+    assert sum(shap.values) == pytest.approx(U(tuple(range(8))), abs=1e-12)
+
+    head = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0)
+    Uh = proxy_utility(head, digits.Xc[:8], digits.yc[:8], digits.Xte, digits.yte, X_train=digits.Xtr)
+    s = head.record_scores(digits.Xc[:8], digits.yc[:8])
+    for i in range(8):  # a Newton step of one record agrees with its first-order score up to
+        # second-order terms (a missing 1/n_train or a sign error would be off by 300x or flip)
+        assert Uh((i,)) == pytest.approx(s[i], rel=0.3, abs=1e-6)
+    assert Uh(tuple(range(8))) != pytest.approx(sum(Uh((i,)) for i in range(8)), rel=1e-6)  # not additive

@@ -1,0 +1,80 @@
+"""Cheap utilities of record subsets for Shapley valuation (``pricing.shapley``): refit the
+proxy, not the black box.
+
+- tree proxy: exact refit of the leaves' class counts; ``U(S)`` is the reduction of the
+  mean test log-loss when the records of S join the owner's training counts;
+- influence and student proxies: one Newton step of the head from its fitted parameters,
+  ``theta_S = theta - H^-1 sum_S psi / n_train``, and the exact test log-loss there. Unlike
+  the proxy's first-order efficacy, this utility is not additive over records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from adapters.base import softmax
+from mde.errors import InputError
+from mde.proxy import Proxy
+
+__all__ = ["proxy_utility"]
+
+
+def proxy_utility(
+    proxy: Proxy, X: Any, y: Any, X_test: Any, y_test: Any, X_train: Any | None = None
+) -> Callable[[tuple[int, ...]], float]:
+    """``U(S)`` for subsets S of the records (X, y), in nats of test log-loss reduction.
+
+    ``X_train`` (the owner's training inputs) is needed for head proxies (their Hessian).
+    """
+    from mde.influence import HeadProxy, _head_psi, head_hessian
+    from mde.tree import TreeProxy
+
+    Xa, yi = proxy._validate(X, y)
+    Xt, yt = proxy._validate(X_test, y_test)
+    if isinstance(proxy, TreeProxy):
+        k = len(proxy.classes_)
+        test_counts = np.zeros((proxy.n_leaves_, k))
+        np.add.at(test_counts, (proxy._leaf(Xt), yt), 1.0)
+        cells = proxy._leaf(Xa) * k + yi
+        base_counts = proxy.leaf_counts_ + proxy.alpha
+
+        def loss(counts: np.ndarray) -> float:
+            p = counts / counts.sum(axis=1, keepdims=True)
+            return float(-(test_counts * np.log(p)).sum() / test_counts.sum())
+
+        base = loss(base_counts)
+
+        def tree_utility(S: tuple[int, ...]) -> float:
+            counts = base_counts.ravel().copy()
+            np.add.at(counts, cells[list(S)], 1.0)
+            return base - loss(counts.reshape(base_counts.shape))
+
+        return tree_utility
+    if isinstance(proxy, HeadProxy):
+        if X_train is None:
+            raise InputError("a head proxy's utility needs the owner's X_train (for its Hessian).")
+        Xtr = proxy._validate(X_train, np.full(len(X_train), proxy.classes_[0]))[0]
+        theta = proxy.theta_
+        l2 = float(proxy.get_params()["l2"])
+        H_inv = np.linalg.inv(head_hessian(proxy._phi(Xtr), theta, l2))
+        psi = _head_psi(proxy._phi(Xa), theta, yi)
+        phi_t = proxy._phi(Xt)
+        n_train = Xtr.shape[0]
+
+        def test_loss(th: np.ndarray) -> float:
+            p = softmax(phi_t @ th.T)
+            return float(-np.log(np.clip(p[np.arange(len(yt)), yt], 1e-300, None)).mean())
+
+        base = test_loss(theta)
+
+        def head_utility(S: tuple[int, ...]) -> float:
+            if not S:
+                return 0.0
+            step = H_inv @ psi[list(S)].sum(axis=0) / n_train
+            return base - test_loss(theta - step.reshape(theta.shape))
+
+        return head_utility
+    raise InputError(f"no subset utility for {type(proxy).__name__}; pass your own callable.")
