@@ -149,3 +149,10 @@ def test_proxy_utilities_match_their_proxies(digits, model):
         # second-order terms (a missing 1/n_train or a sign error would be off by 300x or flip)
         assert Uh((i,)) == pytest.approx(s[i], rel=0.3, abs=1e-6)
     assert Uh(tuple(range(8))) != pytest.approx(sum(Uh((i,)) for i in range(8)), rel=1e-6)  # not additive
+
+
+def test_group_testing_with_its_theorem_3_count_meets_epsilon():
+    T = group_testing_count(8, epsilon=0.5, delta=0.05, utility_range=1.0)
+    res = group_testing_shapley(voting, 8, epsilon=0.5, delta=0.05, utility_range=1.0, random_state=3)
+    assert res.params["n_tests"] == T
+    assert np.linalg.norm(res.as_array() - 1 / 8) <= 0.5
