@@ -19,7 +19,7 @@ from adapters.base import softmax
 from mde.errors import InputError
 from mde.proxy import Proxy
 
-__all__ = ["proxy_utility"]
+__all__ = ["proxy_utility", "influence_shapley"]
 
 
 def proxy_utility(
@@ -78,3 +78,31 @@ def proxy_utility(
 
         return head_utility
     raise InputError(f"no subset utility for {type(proxy).__name__}; pass your own callable.")
+
+
+def influence_shapley(
+    proxy: Proxy,
+    X: Any,
+    y: Any,
+    X_test: Any,
+    y_test: Any,
+    X_train: Any | None = None,
+    method: str = "all_subsets",
+    n_permutations: int = 100,
+    random_state: int | None = None,
+) -> Any:
+    """Seed 002's influence heuristics (section 4.5) on the proxy's refit utility.
+
+    ``"all_subsets"``: permutation sampling where every marginal contribution comes from
+    the proxy refit (a Newton step of the head, or exact leaf counts) instead of retraining.
+    ``"largest_subset"``: leave-one-out contributions from the full set, scaled to U(I).
+    """
+    from pricing.shapley import largest_subset_shapley, permutation_shapley
+
+    U = proxy_utility(proxy, X, y, X_test, y_test, X_train)
+    n = len(np.asarray(y))
+    if method == "all_subsets":
+        return permutation_shapley(U, n, n_permutations, random_state=random_state)
+    if method == "largest_subset":
+        return largest_subset_shapley(U, n)
+    raise InputError(f"method must be 'all_subsets' or 'largest_subset'; got {method!r}.")

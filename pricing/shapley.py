@@ -264,7 +264,12 @@ def compressive_shapley(
 ) -> ShapleyResult:
     """Compressive permutation sampling (seed 002, Algorithm 2): M random Bernoulli
     measurements of the permutation marginals, then an L1 recovery of the deviation from
-    the uniform split U(I) / N."""
+    the uniform split U(I) / N.
+
+    Its error bound grows with how far the values are from "mean + K spikes" (sigma_K):
+    it recovers sparse deviations from M < N measurements, but on values that are not
+    sparse (the airport game, KNN values with label noise) it is worse than permutation
+    sampling with the same permutations (see benchmarks/shapley.py)."""
     n = _check_n(n_players)
     M = n_measurements or max(2, min(n, int(math.ceil(2 * math.log(n + 1) * math.sqrt(n)))))
     start = time.perf_counter()

@@ -156,3 +156,24 @@ def test_group_testing_with_its_theorem_3_count_meets_epsilon():
     res = group_testing_shapley(voting, 8, epsilon=0.5, delta=0.05, utility_range=1.0, random_state=3)
     assert res.params["n_tests"] == T
     assert np.linalg.norm(res.as_array() - 1 / 8) <= 0.5
+
+
+def test_compressive_sampling_on_the_voting_game_with_fewer_measurements_than_players():
+    """Voting values equal their mean (0-sparse deviation): 6 measurements for 8 players suffice."""
+    res = compressive_shapley(voting, 8, n_measurements=6, n_permutations=500, epsilon=1e-3, random_state=0)
+    assert np.linalg.norm(res.as_array() - 1 / 8) <= 0.05
+    assert sum(res.values) == pytest.approx(1.0, abs=0.05)
+
+
+def test_influence_heuristics_on_the_tree_refit_utility(digits, model):
+    """The tree's leaf-refit utility is exact, so all-subsets sampling converges to exact Shapley."""
+    from mde.utility import influence_shapley, proxy_utility
+
+    tree = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="tree", max_leaves=8,
+                           n_samples=1000, random_state=0)
+    X, y = digits.Xc[:7], digits.yc[:7]
+    truth = exact_shapley(proxy_utility(tree, X, y, digits.Xte, digits.yte), 7).as_array()
+    res = influence_shapley(tree, X, y, digits.Xte, digits.yte, n_permutations=3000, random_state=0)
+    assert np.all(np.abs(res.as_array() - truth) <= 4 * np.asarray(res.stderr) + 1e-12)
+    loo = influence_shapley(tree, X, y, digits.Xte, digits.yte, method="largest_subset")
+    assert sum(loo.values) == pytest.approx(truth.sum(), abs=1e-12)
