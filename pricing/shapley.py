@@ -129,6 +129,16 @@ def _marginals(U: CachedUtility, perm: np.ndarray) -> np.ndarray:
     return out
 
 
+def _permutation_batch(utility: Utility, n: int, perms: np.ndarray, progress: bool) -> tuple[np.ndarray, int]:
+    U = CachedUtility(utility)
+    rows: Any = perms
+    if progress:
+        from tqdm.auto import tqdm
+
+        rows = tqdm(perms, desc="permutations")
+    return np.array([_marginals(U, p) for p in rows]), U.calls
+
+
 def permutation_shapley(
     utility: Utility,
     n_players: int,
@@ -139,23 +149,31 @@ def permutation_shapley(
     utility_range: float = 1.0,
     random_state: int | None = None,
     progress: bool = False,
+    n_jobs: int = 1,
 ) -> ShapleyResult:
-    """Monte Carlo permutation sampling; ``n_permutations`` defaults to :func:`permutation_count`."""
+    """Monte Carlo permutation sampling; ``n_permutations`` defaults to :func:`permutation_count`.
+
+    The permutations are drawn up front from ``random_state``, so results do not depend on
+    ``n_jobs`` (joblib workers; worth it when one utility call costs milliseconds or more).
+    """
     n = _check_n(n_players)
     m = n_permutations or permutation_count(n, epsilon, delta, utility_range)
     start = time.perf_counter()
-    U = CachedUtility(utility)
     rng = np.random.default_rng(random_state)
-    rows = range(m)
-    if progress:
-        from tqdm.auto import tqdm
+    perms = np.array([rng.permutation(n) for _ in range(m)])
+    if n_jobs == 1:
+        samples, calls = _permutation_batch(utility, n, perms, progress)
+    else:
+        from joblib import Parallel, delayed, effective_n_jobs
 
-        rows = tqdm(rows, desc="permutations")
-    samples = np.array([_marginals(U, rng.permutation(n)) for _ in rows])
+        parts = np.array_split(perms, effective_n_jobs(n_jobs))
+        out = Parallel(n_jobs=n_jobs)(delayed(_permutation_batch)(utility, n, p, False) for p in parts if len(p))
+        samples = np.concatenate([o[0] for o in out])
+        calls = sum(o[1] for o in out)
     stderr = samples.std(axis=0, ddof=1) / math.sqrt(m) if m > 1 else np.full(n, np.nan)
     return ShapleyResult(values=samples.mean(axis=0).tolist(), stderr=stderr.tolist(), method="permutation",
-                         n_evaluations=U.calls, seconds=time.perf_counter() - start,
-                         params={"n_permutations": m})
+                         n_evaluations=calls, seconds=time.perf_counter() - start,
+                         params={"n_permutations": m, "n_jobs": n_jobs})
 
 
 def _group_q(n: int) -> tuple[float, np.ndarray]:
@@ -175,7 +193,7 @@ def group_testing_count(n_players: int, epsilon: float, delta: float, utility_ra
     return int(math.ceil(8 * math.log(n * (n - 1) / (2 * delta)) / ((1 - q_tot**2) * h)))
 
 
-def _feasibility(diff: np.ndarray, total: float, tol: float) -> np.ndarray:
+def _feasibility(diff: np.ndarray, total: float, tol: float) -> tuple[np.ndarray, float]:
     """Find s with sum(s) = total and |s_i - s_j - diff_ij| <= tol, or, when infeasible, the
     s minimising the largest violation (a linear program in either case)."""
     from scipy.optimize import linprog
@@ -199,8 +217,7 @@ def _feasibility(diff: np.ndarray, total: float, tol: float) -> np.ndarray:
                   method="highs")
     if not res.success:  # pragma: no cover - the LP is always feasible (t unbounded above)
         raise InputError(f"feasibility problem failed: {res.message}")
-    _ = tol
-    return res.x[:n]
+    return res.x[:n], float(res.x[n])
 
 
 def group_testing_shapley(
@@ -233,9 +250,11 @@ def group_testing_shapley(
         u[t] = U(tuple(sorted(members.tolist())))
     weighted = (u[:, None] * beta).sum(axis=0)  # sum_t u_t beta_ti
     diff = Z / T * (weighted[:, None] - weighted[None, :])
-    values = _feasibility(diff, U(tuple(range(n))), epsilon / (2 * math.sqrt(n)))
+    tol = epsilon / (2 * math.sqrt(n))
+    values, violation = _feasibility(diff, U(tuple(range(n))), tol)
     return ShapleyResult(values=values.tolist(), method="group_testing", n_evaluations=U.calls,
-                         seconds=time.perf_counter() - start, params={"n_tests": T})
+                         seconds=time.perf_counter() - start,
+                         params={"n_tests": T, "max_violation": violation, "feasible": violation <= tol})
 
 
 def _l1_recover(A: np.ndarray, y: np.ndarray, epsilon: float) -> np.ndarray:

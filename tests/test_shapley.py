@@ -177,3 +177,11 @@ def test_influence_heuristics_on_the_tree_refit_utility(digits, model):
     assert np.all(np.abs(res.as_array() - truth) <= 4 * np.asarray(res.stderr) + 1e-12)
     loo = influence_shapley(tree, X, y, digits.Xte, digits.yte, method="largest_subset")
     assert sum(loo.values) == pytest.approx(truth.sum(), abs=1e-12)
+
+
+def test_permutation_sampling_is_reproducible_across_workers():
+    a = permutation_shapley(airport, 8, n_permutations=50, random_state=7)
+    b = permutation_shapley(airport, 8, n_permutations=50, random_state=7, n_jobs=2)
+    np.testing.assert_allclose(a.as_array(), b.as_array(), atol=1e-12)
+    res = group_testing_shapley(voting, 8, n_tests=55227, epsilon=0.5, random_state=3)
+    assert res.params["feasible"] == (res.params["max_violation"] <= 0.5 / (2 * np.sqrt(8)))
