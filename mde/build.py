@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from mde.errors import InputError
 from mde.proxy import Proxy
 
@@ -37,6 +39,8 @@ def build_proxy(
     y_test: Any,
     kind: str = "influence",
     random_state: int | None = None,
+    calibrate_with: Any = None,
+    calibration_grid: dict[str, Any] | None = None,
     **options: Any,
 ) -> Proxy:
     """Build a compact proxy of a black-box classifier.
@@ -52,8 +56,14 @@ def build_proxy(
     kind : str
         Proxy kind, one of :func:`proxy_kinds` (``"influence"``).
     random_state : int, optional
+    calibrate_with : callable, optional
+        ``model_factory(seed)`` returning a fresh, unfitted copy of the black box. If given,
+        hyperparameters are chosen by simulated purchases (:mod:`mde.calibration`) over
+        ``calibration_grid`` (default: :data:`mde.calibration.DEFAULT_GRIDS`); the choice and
+        every configuration's rank correlation are kept in ``proxy.calibration_``.
     **options
-        Keyword arguments of the proxy class (e.g. ``n_components=32, l2=1e-2``).
+        Keyword arguments of the proxy class (e.g. ``n_components=32, l2=1e-2``); fixed
+        during calibration.
 
     Returns
     -------
@@ -61,11 +71,26 @@ def build_proxy(
         Fitted; ``proxy.fidelity_`` is its arg-max agreement with the black box on ``X_test``.
     """
     cls = proxy_class(kind)
+    calibration = None
+    if calibrate_with is not None:
+        from mde.calibration import calibrate
+        from mde.validation import check_matrix
+
+        if not callable(calibrate_with):
+            raise InputError("calibrate_with must be a model factory: a callable seed -> unfitted model.")
+        chosen, results = calibrate(kind, calibrate_with, check_matrix(X_train), np.asarray(y_train),
+                                    check_matrix(X_test), np.asarray(y_test), calibration_grid, options,
+                                    random_state=random_state)
+        calibration = {"chosen": chosen, "results": results,
+                       "rho": max(r["rho"] for r in results)}
+        options = {**options, **chosen}
     try:
         proxy = cls(random_state=random_state, **options)
     except TypeError as exc:
         raise InputError(f"bad option for the {kind!r} proxy: {exc}") from exc
-    return proxy.fit(blackbox, X_train, y_train, X_test, y_test)
+    proxy.fit(blackbox, X_train, y_train, X_test, y_test)
+    proxy.calibration_ = calibration
+    return proxy
 
 
 def _register_builtins() -> None:

@@ -69,6 +69,7 @@ class Proxy(ABC):
         self.fidelity_ = float(np.mean(self._predict_idx(Xte) == np.argmax(bb.predict_proba(Xte), axis=1)))
         self.build_seconds_ = time.perf_counter() - start
         self._context: Any = None
+        self.calibration_: dict[str, Any] | None = None
         self.artifacts_: dict[str, dict[str, Any]] = {}
         self.opened_: dict[str, int] = {}
         return self

@@ -39,6 +39,7 @@ def save_proxy(proxy: Proxy, path: str | os.PathLike[str]) -> None:
         "build_seconds_": proxy.build_seconds_,
         "extra": proxy._extra_state() if hasattr(proxy, "_extra_state") else {},
         "artifacts_": proxy.artifacts_,
+        "calibration_": getattr(proxy, "calibration_", None),
         "opened_": proxy.opened_,
         "ckks": proxy._ckks.model_dump() if proxy._context is not None else None,
     }
@@ -90,6 +91,7 @@ def load_proxy(path: str | os.PathLike[str]) -> Proxy:
     proxy._set_state(arrays)
     proxy.classes_ = np.asarray(meta["classes"])
     proxy.feature_names_in_ = meta.get("feature_names_in_")
+    proxy.calibration_ = meta.get("calibration_")
     for key in ("n_features_in_", "n_train_", "psi_dim_", "fidelity_", "build_seconds_", "artifacts_", "opened_"):
         setattr(proxy, key, meta[key])
     if hasattr(proxy, "_set_extra_state"):

@@ -66,3 +66,37 @@ def test_redundancy_scenario_copies_come_from_the_training_set():
     X0, _ = sc.candidates[0]  # 0% fresh, exact copies
     train_rows = {row.tobytes() for row in sc.X_train}
     assert all(row.tobytes() in train_rows for row in X0)
+
+
+def test_self_calibration_picks_the_best_simulated_configuration(digits, model):
+    def factory(seed):
+        return LogisticRegression(C=0.05, max_iter=2000)
+
+    grid = {"n_components": [4, 12], "l2": [0.01, 1.0]}
+    proxy = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, random_state=0,
+                            calibrate_with=factory, calibration_grid=grid, compression="pca")
+    cal = proxy.calibration_
+    assert len(cal["results"]) == 4
+    best = max(cal["results"], key=lambda r: r["rho"])
+    assert cal["chosen"] == best["params"] and cal["rho"] == best["rho"]
+    assert proxy.n_components == best["params"]["n_components"] and proxy.l2 == best["params"]["l2"]
+    assert proxy.compression == "pca"  # fixed options are kept
+    assert -1.0 <= cal["rho"] <= 1.0
+    with pytest.raises(mde.InputError, match="model factory"):
+        mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, calibrate_with=42)
+    with pytest.raises(mde.InputError, match="grid"):
+        from mde.calibration import calibrate
+
+        calibrate("oracle", factory, digits.Xtr, digits.ytr, digits.Xte, digits.yte)
+
+
+def test_uncalibrated_proxies_say_so(proxy):
+    assert proxy.calibration_ is None
+
+
+def test_calibration_survives_save_and_load(digits, model, tmp_path):
+    proxy = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, random_state=0,
+                            calibrate_with=lambda s: LogisticRegression(C=0.05, max_iter=2000),
+                            calibration_grid={"l2": [0.1, 1.0]})
+    proxy.save(tmp_path / "p.mdeproxy")
+    assert mde.load_proxy(tmp_path / "p.mdeproxy").calibration_ == proxy.calibration_
