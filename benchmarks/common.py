@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,20 +15,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mde.evaluation import label_noise_candidates, retrain_utility
+from mde.scenarios import Scenario
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
-
-
-@dataclass
-class Scenario:
-    name: str
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    candidates: list[tuple[np.ndarray, np.ndarray]]
-    X_pool: np.ndarray  # fresh clean records not in any candidate (redundancy check)
-    y_pool: np.ndarray
 
 
 def mnist_label_noise(seed: int = 0, n_train: int = 500, n_test: int = 1000, n_sets: int = 10) -> Scenario:
@@ -41,7 +29,7 @@ def mnist_label_noise(seed: int = 0, n_train: int = 500, n_test: int = 1000, n_s
     idx = rng.permutation(len(y))
     tr, te, rest = idx[:n_train], idx[n_train : n_train + n_test], idx[n_train + n_test :]
     cands = label_noise_candidates(X[rest], y[rest], n_sets, pair=(1, 7), random_state=seed)
-    return Scenario("mnist-label-noise", X[tr], y[tr], X[te], y[te], cands, X[rest], y[rest])
+    return Scenario("mnist-label-noise", X[tr], y[tr], X[te], y[te], cands, X_pool=X[rest], y_pool=y[rest])
 
 
 def sklearn_label_noise(name: str, seed: int = 0, n_sets: int = 10) -> Scenario:
@@ -55,7 +43,7 @@ def sklearn_label_noise(name: str, seed: int = 0, n_sets: int = 10) -> Scenario:
     n_train, n_test = max(n // 5, 40), n // 4
     tr, te, rest = idx[:n_train], idx[n_train : n_train + n_test], idx[n_train + n_test :]
     cands = label_noise_candidates(X[rest], y[rest], n_sets, pair=None, random_state=seed)
-    return Scenario(f"{name}-label-noise", X[tr], y[tr], X[te], y[te], cands, X[rest], y[rest])
+    return Scenario(f"{name}-label-noise", X[tr], y[tr], X[te], y[te], cands, X_pool=X[rest], y_pool=y[rest])
 
 
 def breast_cancer_label_noise(seed: int = 0, n_sets: int = 10) -> Scenario:
@@ -68,7 +56,7 @@ def breast_cancer_label_noise(seed: int = 0, n_sets: int = 10) -> Scenario:
     tr, te, rest = idx[:150], idx[150:350], idx[350:]
     cands = label_noise_candidates(X[rest], y[rest], n_sets, pair=(0, 1), random_state=seed,
                                    rates=np.linspace(0.0, 0.5, n_sets))
-    return Scenario("breast-cancer-label-noise", X[tr], y[tr], X[te], y[te], cands, X[rest], y[rest])
+    return Scenario("breast-cancer-label-noise", X[tr], y[tr], X[te], y[te], cands, X_pool=X[rest], y_pool=y[rest])
 
 
 def black_boxes() -> dict[str, Callable[[int], Any]]:

@@ -19,7 +19,8 @@ __all__ = ["Scenario", "mnist", "label_noise", "class_prior", "redundancy", "irr
 
 @dataclass
 class Scenario:
-    """Owner's data and candidate sets; ``labels`` describe each candidate (same order)."""
+    """Owner's data and candidate sets; ``labels`` describe each candidate (same order);
+    ``X_pool``/``y_pool`` optionally hold fresh clean records outside every candidate."""
 
     name: str
     X_train: np.ndarray
@@ -28,6 +29,8 @@ class Scenario:
     y_test: np.ndarray
     candidates: list[tuple[np.ndarray, np.ndarray]]
     labels: list[str] = field(default_factory=list)
+    X_pool: np.ndarray | None = None
+    y_pool: np.ndarray | None = None
 
 
 def mnist() -> tuple[np.ndarray, np.ndarray]:
