@@ -165,6 +165,8 @@ def _plot(plots: dict[str, dict[str, np.ndarray]], rows: list[dict[str, Any]]) -
         ax.scatter(curves["retrain"], curves[m], s=14)
         ax.set_title(m, fontsize=9)
         ax.set_xlabel("retrain utility", fontsize=8)
+    for ax in axes.ravel()[len(methods):]:
+        ax.axis("off")
     fig.suptitle(f"appraisal against retraining: {key}")
     fig.tight_layout()
     fig.savefig(os.path.join(RESULTS, "suite_appraisal.png"), dpi=90)
