@@ -32,6 +32,7 @@ from mde.evaluation import rank_correlation
 
 def _fine_tune(proxy: Any, bb: Any, sc: Scenario, lr: float, steps: int = 16) -> Callable[[np.ndarray, np.ndarray], float]:
     from adapters.base import softmax
+    from mde.influence import head_test_loss
     from mde.validation import encode_labels
 
     phi_tr = proxy._phi(sc.X_train)
@@ -40,11 +41,7 @@ def _fine_tune(proxy: Any, bb: Any, sc: Scenario, lr: float, steps: int = 16) ->
     yte = encode_labels(sc.y_test, list(proxy.classes_))
     l2 = proxy.l2
 
-    def test_loss(th: np.ndarray) -> float:
-        p = softmax(phi_te @ th.T)
-        return float(-np.log(np.clip(p[np.arange(len(yte)), yte], 1e-300, None)).mean())
-
-    base = test_loss(proxy.theta_)
+    base = head_test_loss(phi_te, proxy.theta_, yte)
 
     def appraise(X: np.ndarray, y: np.ndarray) -> float:
         phi_d = proxy._phi(X)
@@ -54,7 +51,7 @@ def _fine_tune(proxy: Any, bb: Any, sc: Scenario, lr: float, steps: int = 16) ->
         for _ in range(steps):
             grad = (softmax(phi @ th.T) - target).T @ phi / len(phi) + l2 * th
             th = th - lr * grad
-        return base - test_loss(th)
+        return base - head_test_loss(phi_te, th, yte)
 
     return appraise
 

@@ -26,13 +26,25 @@ from mde.compression import fit_compression
 from mde.proxy import Proxy
 from mde.validation import check_number
 
-__all__ = ["InfluenceProxy", "HeadProxy", "fit_softmax_head", "head_hessian"]
+__all__ = ["InfluenceProxy", "HeadProxy", "fit_softmax_head", "head_hessian", "head_test_loss"]
+
+
+def _residual(phi: np.ndarray, theta: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+    """p(x) - e_y: the head's loss gradient with respect to its logits."""
+    diff = softmax(phi @ theta.T)
+    diff[np.arange(len(y_idx)), y_idx] -= 1.0
+    return diff
 
 
 def _head_psi(phi: np.ndarray, theta: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-    diff = softmax(phi @ theta.T)
-    diff[np.arange(len(y_idx)), y_idx] -= 1.0
+    diff = _residual(phi, theta, y_idx)
     return (diff[:, :, None] * phi[:, None, :]).reshape(len(y_idx), -1)
+
+
+def head_test_loss(phi: np.ndarray, theta: np.ndarray, y_idx: np.ndarray) -> float:
+    """Mean log-loss of the head ``softmax(phi theta^T)`` on labelled records."""
+    p = softmax(phi @ theta.T)
+    return float(-np.log(np.clip(p[np.arange(len(y_idx)), y_idx], 1e-300, None)).mean())
 
 
 def fit_softmax_head(
@@ -138,8 +150,7 @@ class HeadProxy(Proxy):
     def _scores_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         # <w, vec(diff phi^T)> = sum_a diff_a (W phi)_a, without materialising psi
         phi = self._phi(X)
-        diff = softmax(phi @ self.theta_.T)
-        diff[np.arange(len(y_idx)), y_idx] -= 1.0
+        diff = _residual(phi, self.theta_, y_idx)
         w_full = self.w_ if self.R_ is None else self.R_ @ self.w_
         W = w_full.reshape(self.theta_.shape)
         return np.einsum("ia,ia->i", diff, phi @ W.T)
@@ -186,14 +197,6 @@ class InfluenceProxy(HeadProxy):
         self.compression = compression
         self.l2 = l2
         self.random_state = random_state
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "n_components": self.n_components,
-            "compression": self.compression,
-            "l2": self.l2,
-            "random_state": self.random_state,
-        }
 
     def _fit(self, bb: Any, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> None:
         l2 = check_number("l2 (the head's Hessian is singular without it)", self.l2, low=0.0, low_open=True)

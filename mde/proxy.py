@@ -7,6 +7,7 @@ Every proxy kind subclasses :class:`Proxy` and supplies ``_fit``, ``_psi_batch``
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import uuid
@@ -16,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mde.artifact import write_artifact
-from mde.commitment import Committer
+from mde.commitment import commit
 from mde.errors import DeliveryError, InputError, NotFittedError, ReplayError, SealedScoreError
 from mde.report import EfficacyReport
 from mde.sealed import SealedScore
@@ -93,9 +94,10 @@ class Proxy(ABC):
     def _scores_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         return self._psi_batch(X, y_idx) @ self.w_
 
-    @abstractmethod
     def get_params(self) -> dict[str, Any]:
-        """Constructor arguments (scikit-learn convention)."""
+        """Constructor arguments (scikit-learn convention: read from ``__init__``'s signature)."""
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+        return {n: getattr(self, n) for n in names}
 
     @abstractmethod
     def _state(self) -> dict[str, np.ndarray]:
@@ -271,9 +273,7 @@ class Proxy(ABC):
             If the records differ from the committed ones, or a value differs from the report.
         """
         Xa, yi = self._validate(X, y)
-        committer = Committer(Xa.shape[1])
-        committer.update(Xa, yi)
-        if committer.hexdigest() != report.commitment:
+        if commit(Xa, yi) != report.commitment:
             raise DeliveryError(
                 "delivered records do not match the commitment made when they were scored "
                 f"({Xa.shape[0]} records delivered, {report.n_records} scored); do not pay for them."

@@ -91,11 +91,6 @@ class StudentProxy(HeadProxy):
         self.batch_size = batch_size
         self.random_state = random_state
 
-    def get_params(self) -> dict[str, Any]:
-        keys = ("hidden", "activation", "temperature", "alpha", "epochs", "learning_rate", "weight_decay", "l2",
-                "n_samples", "projection_dim", "batch_size", "random_state")
-        return {k: getattr(self, k) for k in keys}
-
     def _fit(self, bb: Any, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> None:
         torch = require("torch", "torch")
         hidden = check_number("hidden", self.hidden, integer=True, low=1)

@@ -85,9 +85,6 @@ class TreeProxy(Proxy):
         self.alpha = alpha
         self.random_state = random_state
 
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("max_leaves", "n_samples", "bandwidth", "max_dim", "alpha", "random_state")}
-
     def _fit(self, bb: Any, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> None:
         max_leaves = check_number("max_leaves", self.max_leaves, integer=True, low=2)
         alpha = check_number("alpha (log-loss of an empty leaf is infinite without it)", self.alpha, low=0.0,
@@ -186,8 +183,7 @@ class TreeProxy(Proxy):
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.tree_ = _ArrayTree(arrays)
         self.leaf_counts_, self.w_ = arrays["leaf_counts_"], arrays["w_"]
-        self._index_tree(arrays["value"].shape[-1] if arrays["value"].ndim == 3 else self.leaf_counts_.shape[1])
-        self.n_classes_ = self.leaf_counts_.shape[1]
+        self._index_tree(self.leaf_counts_.shape[1])
 
     def _extra_state(self) -> dict[str, Any]:
         return {"baseline_fidelity_": self.baseline_fidelity_}

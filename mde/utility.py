@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from adapters.base import softmax
 from mde.errors import InputError
 from mde.proxy import Proxy
+from mde.validation import check_matrix
 
 __all__ = ["proxy_utility", "influence_shapley"]
 
@@ -29,7 +29,7 @@ def proxy_utility(
 
     ``X_train`` (the owner's training inputs) is needed for head proxies (their Hessian).
     """
-    from mde.influence import HeadProxy, _head_psi, head_hessian
+    from mde.influence import HeadProxy, _head_psi, head_hessian, head_test_loss
     from mde.tree import TreeProxy
 
     Xa, yi = proxy._validate(X, y)
@@ -56,25 +56,21 @@ def proxy_utility(
     if isinstance(proxy, HeadProxy):
         if X_train is None:
             raise InputError("a head proxy's utility needs the owner's X_train (for its Hessian).")
-        Xtr = proxy._validate(X_train, np.full(len(X_train), proxy.classes_[0]))[0]
+        Xtr = check_matrix(X_train, proxy.n_features_in_, name="X_train")
         theta = proxy.theta_
-        l2 = float(proxy.get_params()["l2"])
+        l2 = float(proxy.l2)
         H_inv = np.linalg.inv(head_hessian(proxy._phi(Xtr), theta, l2))
         psi = _head_psi(proxy._phi(Xa), theta, yi)
         phi_t = proxy._phi(Xt)
         n_train = Xtr.shape[0]
 
-        def test_loss(th: np.ndarray) -> float:
-            p = softmax(phi_t @ th.T)
-            return float(-np.log(np.clip(p[np.arange(len(yt)), yt], 1e-300, None)).mean())
-
-        base = test_loss(theta)
+        base = head_test_loss(phi_t, theta, yt)
 
         def head_utility(S: tuple[int, ...]) -> float:
             if not S:
                 return 0.0
             step = H_inv @ psi[list(S)].sum(axis=0) / n_train
-            return base - test_loss(theta - step.reshape(theta.shape))
+            return base - head_test_loss(phi_t, theta - step.reshape(theta.shape), yt)
 
         return head_utility
     raise InputError(f"no subset utility for {type(proxy).__name__}; pass your own callable.")
