@@ -26,6 +26,7 @@ import tempfile
 import time
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from benchmarks.common import (
     RESULTS,
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     ap.add_argument("--no-plot", action="store_true")
     args = ap.parse_args(argv)
 
-    factories = black_boxes()
+    factories = {**black_boxes(), "hgb": lambda s: HistGradientBoostingClassifier(max_iter=100, random_state=s)}
     jobs = [(mnist_label_noise(0), "mlp"), (mnist_label_noise(0), "rf"), (breast_cancer_label_noise(0), "hgb")]
     rows: list[dict[str, object]] = []
     curves: dict[str, dict[str, np.ndarray]] = {}
