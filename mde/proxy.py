@@ -2,7 +2,8 @@
 owner's half of the protocol (export, open, verify).
 
 Every proxy kind subclasses :class:`Proxy` and supplies ``_fit``, ``_psi_batch`` and
-``_psi_onnx``; efficacy is always ``sum over records of <w, psi(x, y)>``.
+``_psi_onnx``; efficacy is always ``sum over records of <w, psi(x, y)>``, where records the
+membership sketch recognises as (near-)copies of training records score zero.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from mde.artifact import write_artifact
 from mde.commitment import commit
 from mde.errors import DeliveryError, InputError, NotFittedError, ReplayError, SealedScoreError
+from mde.membership import MembershipSketch
 from mde.report import EfficacyReport
 from mde.sealed import SealedScore
 from mde.sealing import (
@@ -35,12 +37,16 @@ from mde.validation import as_native, check_matrix, check_Xy, feature_names_of
 
 __all__ = ["Proxy"]
 
+# below this many principal directions a data owner could list the sketch's occupied cells
+_MIN_SKETCH_COMPONENTS = 12
+
 
 class Proxy(ABC):
     """Base class of all proxies.
 
     Fitted attributes (set by ``fit``): ``classes_``, ``n_features_in_``, ``psi_dim_``,
-    ``w_`` (secret), ``n_train_``, ``fidelity_``, ``build_seconds_``.
+    ``w_`` (secret), ``n_train_``, ``fidelity_``, ``build_seconds_``, ``known_`` (the
+    membership sketch of the training records, or None).
     """
 
     kind: ClassVar[str]
@@ -66,6 +72,7 @@ class Proxy(ABC):
         self.n_features_in_ = int(bb.n_features_in_)
         self.n_train_ = int(Xtr.shape[0])
         self._fit(bb, Xtr, ytr, Xte, yte)
+        self.known_ = self._fit_sketch(Xtr, ytr)
         self.psi_dim_ = int(self.w_.shape[0])
         self.fidelity_ = float(np.mean(self._predict_idx(Xte) == np.argmax(bb.predict_proba(Xte), axis=1)))
         self.build_seconds_ = time.perf_counter() - start
@@ -91,8 +98,33 @@ class Proxy(ABC):
     def _predict_idx(self, X: np.ndarray) -> np.ndarray:
         """Arg-max class index the proxy itself predicts (for fidelity)."""
 
+    def _fit_sketch(self, Xtr: np.ndarray, ytr: np.ndarray) -> MembershipSketch | None:
+        mode = getattr(self, "exclude_known", False)
+        if mode not in (True, False, "auto"):
+            raise InputError(f"exclude_known must be True, False or 'auto'; got {mode!r}.")
+        if mode is False:
+            return None
+        sketch = MembershipSketch().fit(Xtr, ytr, np.random.default_rng(getattr(self, "random_state", None)))
+        if mode == "auto" and sketch.n_components_ < _MIN_SKETCH_COMPONENTS:
+            return None
+        return sketch
+
     def _scores_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         return self._psi_batch(X, y_idx) @ self.w_
+
+    def _record_scores(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        scores = self._scores_batch(X, y_idx)
+        if getattr(self, "known_", None) is not None:
+            scores = np.where(self.known_.known(X, y_idx), 0.0, scores)
+        return scores
+
+    def known(self, X: Any, y: Any) -> np.ndarray:
+        """Boolean mask of records the membership sketch recognises as (near-)copies of
+        training records; they score zero. All False if the proxy has no sketch."""
+        Xa, yi = self._validate(X, y)
+        if getattr(self, "known_", None) is None:
+            return np.zeros(Xa.shape[0], dtype=bool)
+        return self.known_.known(Xa, yi)
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (scikit-learn convention: read from ``__init__``'s signature)."""
@@ -125,7 +157,7 @@ class Proxy(ABC):
         """Per-record efficacy ``<w, psi(x_i, y_i)>``; they sum to :meth:`efficacy`."""
         Xa, yi = self._validate(X, y)
         return np.concatenate(
-            [self._scores_batch(Xa[i : i + batch_size], yi[i : i + batch_size]) for i in range(0, Xa.shape[0], batch_size)]
+            [self._record_scores(Xa[i : i + batch_size], yi[i : i + batch_size]) for i in range(0, Xa.shape[0], batch_size)]
         )
 
     def efficacy(self, X: Any, y: Any, batch_size: int = 8192) -> float:
@@ -171,6 +203,8 @@ class Proxy(ABC):
         sentinel, meta_key = (float(v) for v in rng.uniform(1.0, 2.0, size=2))
         artifact_id = uuid.uuid4().hex
         members = {"psi.onnx": self._psi_onnx(), "context.tenseal": public_context_bytes(self._context)}
+        if getattr(self, "known_", None) is not None:
+            members["known.npz"] = self.known_.to_bytes()
         for c, blob in enumerate(encrypt_values(self._context, self.w_ / scale, layout, sentinel, meta_key)):
             members[f"w_{c}.ckks"] = blob
         _, digest = write_artifact(
@@ -278,7 +312,7 @@ class Proxy(ABC):
                 "delivered records do not match the commitment made when they were scored "
                 f"({Xa.shape[0]} records delivered, {report.n_records} scored); do not pay for them."
             )
-        scores = self._scores_batch(Xa, yi)
+        scores = self._record_scores(Xa, yi)
         info = self.artifacts_.get(report.artifact_id)
         if info is None:
             raise DeliveryError(f"report is for artifact {report.artifact_id!r}, which this proxy did not export.")
@@ -322,6 +356,8 @@ class Proxy(ABC):
             "n_classes": len(self.classes_),
             "build_seconds": self.build_seconds_,
             "artifact_bytes": sizes[-1] if sizes else None,
+            "membership_sketch": None if getattr(self, "known_", None) is None else
+            {"components": self.known_.n_components_, "tables": self.known_.n_tables, "bytes": len(self.known_.to_bytes())},
             "params": self.get_params(),
         }
 
