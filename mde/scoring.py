@@ -22,13 +22,31 @@ __all__ = ["Scorer", "load_artifact"]
 def load_artifact(path: str | os.PathLike[str] | bytes) -> Scorer:
     """Load and verify a public artifact (every member hash, the version, no secret key).
 
+    Returns a :class:`Scorer` for sealed-value artifacts and a
+    :class:`mde.hidden.HiddenClient` for hidden-mode ones.
+
     Raises
     ------
     ArtifactError
         If the artifact is tampered, of another version, or holds a secret key.
     """
-    manifest, digest, members = read_artifact(path)
+    raw = path if isinstance(path, (bytes, bytearray)) else _read(path)
+    if b'"format": "mde-hidden-artifact"' in raw:
+        from mde.hidden import HiddenClient, read_hidden_manifest
+
+        return HiddenClient(*read_hidden_manifest(bytes(raw)))  # type: ignore[return-value]
+    manifest, digest, members = read_artifact(bytes(raw))
     return Scorer(manifest, digest, members)
+
+
+def _read(path: str | os.PathLike[str]) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"artifact file {os.fspath(path)!s} does not exist.") from exc
+    except OSError as exc:
+        raise ArtifactError(f"cannot read artifact file {os.fspath(path)!s}: {exc}") from exc
 
 
 class Scorer:
