@@ -19,7 +19,15 @@ import numpy as np
 
 from mde.artifact import write_artifact
 from mde.commitment import commit
-from mde.errors import DeliveryError, InputError, MDEError, NotFittedError, ReplayError, SealedScoreError, require
+from mde.errors import (
+    DeliveryError,
+    InputError,
+    MDEError,
+    NotFittedError,
+    ReplayError,
+    SealedScoreError,
+    require,
+)
 from mde.membership import MembershipSketch
 from mde.report import EFFICACY_UNITS, EfficacyReport
 from mde.sealed import SealedScore
@@ -408,7 +416,13 @@ class Proxy(ABC):
             If the artifact was already evaluated and ``allow_repeat`` is False.
         """
         from mde.encrypted_graph import run_encrypted, run_float64
-        from mde.hidden import EncryptedRecords, MaskedResult, ProtocolError, _split, context_matches
+        from mde.hidden import (
+            EncryptedRecords,
+            MaskedResult,
+            ProtocolError,
+            _split,
+            context_matches,
+        )
 
         ts = require("tenseal")
         self._check_fitted()
