@@ -315,6 +315,11 @@ class HiddenClient:
                                 request_id=self._request_id, n_records=Xa.shape[0],
                                 n_batches=-(-Xa.shape[0] // slots), commitment=committer.hexdigest(), blobs=blobs)
 
+    def score(self, *args: Any, **kwargs: Any) -> Any:
+        """Hidden-mode artifacts are not scored locally: there is no proxy here to run."""
+        raise InputError("this is a hidden-mode artifact: there is no proxy to run locally. Encrypt the records "
+                         "with client.encrypt(X, y) (CLI: `mde encrypt`) and send the request to the model owner.")
+
     def decrypt(self, result: MaskedResult | bytes, *, random_state: int | np.random.Generator | None = None) -> PartialResult:
         """Decrypt the masked result, sum its slots and add flooding noise; returns the one
         number to send back (the exact decryption never leaves this object).
