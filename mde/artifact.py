@@ -8,7 +8,9 @@ Members:
 - ``psi.onnx``: the efficacy-feature graph, inputs ``X`` float32 [n, d] and ``y`` int64 [n]
   (class indices), output ``psi`` float32 [n, m];
 - ``context.tenseal``: the public CKKS context (public key only, no secret key);
-- ``w_<i>.ckks``: the encrypted value vector, one ciphertext per chunk.
+- ``w_<i>.ckks``: the encrypted value vector, one ciphertext per chunk;
+- ``known.npz`` (optional): the membership sketch of the training records
+  (:mod:`mde.membership`); records it recognises score zero.
 
 Nothing is pickled; every member is checked against its hash on load.
 """
@@ -26,12 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mde.errors import ArtifactError
 from mde.sealing import CKKSParams, Layout
 
-__all__ = ["ArtifactManifest", "ARTIFACT_FORMAT", "ARTIFACT_FORMAT_VERSION", "write_artifact", "read_artifact"]
+__all__ = ["ArtifactManifest", "ARTIFACT_FORMAT", "ARTIFACT_FORMAT_VERSION", "write_artifact", "read_artifact", "write_zip", "zip_bytes"]
 
 ARTIFACT_FORMAT = "mde-artifact"
 ARTIFACT_FORMAT_VERSION = 1
 _MANIFEST = "manifest.json"
 _MANIFEST_HASH = "manifest.sha256"
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: every archive byte is then checkable
 
 
 class ArtifactManifest(BaseModel):
@@ -63,12 +66,26 @@ def write_artifact(path: str | os.PathLike[str], manifest_fields: dict[str, Any]
     manifest = ArtifactManifest(**manifest_fields, members={k: _sha256(v) for k, v in members.items()})
     mbytes = manifest.model_dump_json(indent=2).encode()
     digest = _sha256(mbytes)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(_MANIFEST, mbytes)
-        zf.writestr(_MANIFEST_HASH, digest.encode())
-        for name, data in members.items():
-            zf.writestr(name, data)
+    write_zip(path, {_MANIFEST: mbytes, _MANIFEST_HASH: digest.encode(), **members})
     return manifest, digest
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """The canonical zip of ``files`` that :func:`read_artifact` accepts: stored (members are
+    already compressed), fixed timestamps and attributes, so every byte is reproducible."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.create_system, info.external_attr = 3, 0o644 << 16
+            zf.writestr(info, data, compress_type=zipfile.ZIP_STORED)
+    return buf.getvalue()
+
+
+def write_zip(path: str | os.PathLike[str], files: dict[str, bytes]) -> None:
+    """Write ``files`` to ``path`` as :func:`zip_bytes`."""
+    with open(path, "wb") as fh:
+        fh.write(zip_bytes(files))
 
 
 def read_artifact(source: str | os.PathLike[str] | bytes) -> tuple[ArtifactManifest, str, dict[str, bytes]]:
@@ -80,8 +97,12 @@ def read_artifact(source: str | os.PathLike[str] | bytes) -> tuple[ArtifactManif
         If the file is missing, not an artifact, of another version, or tampered.
     """
     try:
-        handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
-        with zipfile.ZipFile(handle) as zf:
+        if isinstance(source, (bytes, bytearray)):
+            raw = bytes(source)
+        else:
+            with open(source, "rb") as fh:
+                raw = fh.read()
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
             files = {name: zf.read(name) for name in zf.namelist()}
     except FileNotFoundError as exc:
         raise ArtifactError(f"artifact file {source!s} does not exist.") from exc
@@ -89,6 +110,9 @@ def read_artifact(source: str | os.PathLike[str] | bytes) -> tuple[ArtifactManif
         raise ArtifactError(f"not a readable MDE artifact (damaged or tampered file): {exc}") from exc
     if _MANIFEST not in files or _MANIFEST_HASH not in files:
         raise ArtifactError("not an MDE artifact: manifest missing. Export one with proxy.export(path).")
+    # zip metadata is not covered by the member hashes: the file must be exactly the canonical zip
+    if raw != zip_bytes(files):
+        raise ArtifactError("artifact file was modified outside its members (zip metadata or extra bytes); refusing it.")
     mbytes = files.pop(_MANIFEST)
     digest = files.pop(_MANIFEST_HASH).decode(errors="replace").strip()
     if _sha256(mbytes) != digest:

@@ -95,10 +95,12 @@ def build_proxy(
 
 def _register_builtins() -> None:
     from mde.influence import InfluenceProxy
+    from mde.poly import PolyInfluenceProxy
     from mde.student import StudentProxy
     from mde.tree import TreeProxy
 
     register_proxy(InfluenceProxy)
+    register_proxy(PolyInfluenceProxy)
     register_proxy(TreeProxy)
     register_proxy(StudentProxy)
 

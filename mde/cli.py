@@ -1,4 +1,5 @@
-"""The ``mde`` command line: build, inspect, score, open, verify, demo."""
+"""The ``mde`` command line: build, inspect, score, open, price, verify, demo; and the
+hidden-mode steps encrypt (data owner), evaluate (model owner), decrypt (data owner)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def _cmd_build(a: argparse.Namespace) -> int:
     Xtr, ytr = read_dataset(a.train, a.label_column)
     Xte, yte = read_dataset(a.test, a.label_column)
     proxy = build_proxy(_load_model(a.model), Xtr, ytr, Xte, yte, kind=a.kind, random_state=a.seed, **_options(a.option))
-    artifact_id = proxy.export(a.artifact_out)
+    artifact_id = proxy.export(a.artifact_out, mode=a.mode)
     proxy.save(a.proxy_out)
     summary = proxy.summary() | {"artifact_id": artifact_id, "artifact_bytes": os.path.getsize(a.artifact_out),
                                  "artifact": a.artifact_out, "proxy_file (private)": a.proxy_out}
@@ -146,10 +147,59 @@ def _cmd_verify(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_encrypt(a: argparse.Namespace) -> int:
+    from mde.data_io import read_dataset
+    from mde.hidden import HiddenClient
+    from mde.scoring import load_artifact
+
+    _check_out(a.out, a.key)
+    client = load_artifact(a.artifact)
+    if not isinstance(client, HiddenClient):
+        raise InputError(f"{a.artifact!r} is a sealed-value artifact; use `mde score` for it.")
+    X, y = read_dataset(a.data, a.label_column)
+    blob = client.encrypt(X, y, progress=not a.quiet).to_bytes()
+    with open(a.out, "wb") as fh:
+        fh.write(blob)
+    client.save_key(a.key)
+    print(json.dumps({"request": a.out, "bytes": len(blob), "bytes_per_record": len(blob) / len(y),
+                      "key (private)": a.key}, indent=2))
+    return 0
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    from mde.storage import load_proxy
+
+    _check_out(a.out)
+    proxy = load_proxy(a.proxy)
+    blob = proxy.evaluate_hidden(_read(a.request), allow_repeat=a.allow_repeat).to_bytes()
+    with open(a.out, "wb") as fh:
+        fh.write(blob)
+    proxy.save(a.proxy)  # keeps the mask needed to open the answer
+    print(json.dumps({"result": a.out, "bytes": len(blob)}, indent=2))
+    return 0
+
+
+def _cmd_decrypt(a: argparse.Namespace) -> int:
+    from mde.hidden import HiddenClient
+    from mde.scoring import load_artifact
+
+    _check_out(a.out)
+    client = load_artifact(a.artifact)
+    if not isinstance(client, HiddenClient):
+        raise InputError(f"{a.artifact!r} is a sealed-value artifact; nothing to decrypt.")
+    client.load_key(a.key)
+    blob = client.decrypt(_read(a.result)).to_bytes()
+    client.save_key(a.key)  # remembers that this result was decrypted
+    with open(a.out, "wb") as fh:
+        fh.write(blob)
+    print(json.dumps({"partial": a.out, "bytes": len(blob)}, indent=2))
+    return 0
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     from mde.demo import run_demo
 
-    run_demo(kind=a.kind, seed=a.seed)
+    run_demo(kind=a.kind, seed=a.seed, mode=a.mode)
     return 0
 
 
@@ -167,6 +217,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--proxy-out", default="proxy.mdeproxy", help="private proxy file (secret key inside)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--label-column", default=None)
+    b.add_argument("--mode", default="sealed-value", choices=["sealed-value", "hidden"],
+                   help="hidden: export shapes only; data owners send encrypted records (kind influence-poly)")
     b.set_defaults(func=_cmd_build)
 
     i = sub.add_parser("inspect", help="data owner: show an artifact's manifest (all it reveals besides psi)")
@@ -182,7 +234,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_score)
 
-    o = sub.add_parser("open", help="model owner: open a sealed score and print the quote as JSON")
+    o = sub.add_parser("open", help="model owner: open a sealed score (or a hidden-mode partial result); print the quote")
     o.add_argument("--proxy", required=True)
     o.add_argument("--sealed", required=True)
     o.add_argument("--pricing", default="binary:price=100,threshold=0",
@@ -203,9 +255,33 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--label-column", default=None)
     v.set_defaults(func=_cmd_verify)
 
+    e = sub.add_parser("encrypt", help="data owner (hidden mode): encrypt local data under your own key")
+    e.add_argument("--artifact", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--out", default="request.mdereq")
+    e.add_argument("--key", default="key.mdekey", help="your secret key file (keep it; needed to decrypt)")
+    e.add_argument("--label-column", default=None)
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=_cmd_encrypt)
+
+    ev = sub.add_parser("evaluate", help="model owner (hidden mode): evaluate the proxy on encrypted records")
+    ev.add_argument("--proxy", required=True)
+    ev.add_argument("--request", required=True)
+    ev.add_argument("--out", default="result.mderes")
+    ev.add_argument("--allow-repeat", action="store_true", help="accept a second evaluation of the same artifact")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    dc = sub.add_parser("decrypt", help="data owner (hidden mode): decrypt the masked sum, add flooding noise")
+    dc.add_argument("--artifact", required=True)
+    dc.add_argument("--key", required=True)
+    dc.add_argument("--result", required=True)
+    dc.add_argument("--out", default="partial.mdepart")
+    dc.set_defaults(func=_cmd_decrypt)
+
     d = sub.add_parser("demo", help="run the whole two-party flow on built-in data (scikit-learn digits)")
     d.add_argument("--kind", default="influence")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--mode", default="sealed-value", choices=["sealed-value", "hidden"])
     d.set_defaults(func=_cmd_demo)
     return p
 

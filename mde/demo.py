@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 
@@ -15,21 +16,14 @@ def _say(who: str, text: str) -> None:
     print(f"[{who:^11}] {text}", flush=True)
 
 
-def run_demo(kind: str = "influence", seed: int = 0) -> dict[str, float]:
-    """Run the flow: build, export, score (a clean and a noisy data owner), open, price, verify.
-
-    Returns the two efficacies and prices (for tests).
-    """
+def _demo_data(seed: int) -> tuple[Any, ...]:
+    """Digits: the owner's MLP (400 training, 500 test digits) and two data owners' 400
+    digits each, the second with half its labels resampled at random."""
     from sklearn.datasets import load_digits
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    import mde
-    from mde.errors import DeliveryError
-    from pricing import BinaryPricing, UniformPricing
-
-    t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     X, y = load_digits(return_X_y=True)
     idx = rng.permutation(len(y))
@@ -37,10 +31,27 @@ def run_demo(kind: str = "influence", seed: int = 0) -> dict[str, float]:
     y_noisy = y[noisy].copy()
     flip = rng.random(len(noisy)) < 0.5
     y_noisy[flip] = rng.integers(0, 10, flip.sum())
-
-    print("MDE demo: a model owner prices two data owners' digits without seeing them.\n")
     model = make_pipeline(StandardScaler(), MLPClassifier((64,), max_iter=500, random_state=seed))
     model.fit(X[tr], y[tr])
+    return X, y, model, tr, te, [("clean", X[clean], y[clean]), ("noisy", X[noisy], y_noisy)]
+
+
+def run_demo(kind: str = "influence", seed: int = 0, mode: str = "sealed-value") -> dict[str, float]:
+    """Run the flow: build, export, score (a clean and a noisy data owner), open, price, verify.
+
+    ``mode="hidden"`` runs hidden-proxy mode instead (polynomial influence proxy evaluated on
+    the data owners' encrypted records). Returns the two efficacies and prices (for tests).
+    """
+    if mode == "hidden":
+        return _run_hidden_demo(seed)
+    import mde
+    from mde.errors import DeliveryError
+    from pricing import BinaryPricing, UniformPricing
+
+    t0 = time.perf_counter()
+    X, y, model, tr, te, sets = _demo_data(seed)
+    (_, Xc, yc), (_, Xn, yn) = sets
+    print("MDE demo: a model owner prices two data owners' digits without seeing them.\n")
     _say("model owner", f"black box: {type(model[-1]).__name__} trained on {len(tr)} digits, "
          f"test accuracy {model.score(X[te], y[te]):.3f}")
     proxy = mde.build_proxy(model, X[tr], y[tr], X[te], y[te], kind=kind, random_state=seed)
@@ -49,7 +60,7 @@ def run_demo(kind: str = "influence", seed: int = 0) -> dict[str, float]:
 
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, Xd, yd, per_record in [("clean", X[clean], y[clean], False), ("noisy", X[noisy], y_noisy, True)]:
+        for name, Xd, yd, per_record in [("clean", Xc, yc, False), ("noisy", Xn, yn, True)]:
             print()
             path = os.path.join(tmp, f"artifact-{name}.mde")
             artifact_id = proxy.export(path)
@@ -80,5 +91,49 @@ def run_demo(kind: str = "influence", seed: int = 0) -> dict[str, float]:
                     proxy.verify_delivery(Xd, tampered, report)
                 except DeliveryError as exc:
                     _say("model owner", f"[clean] a relabelled delivery is refused: {str(exc)[:60]}...")
+    print(f"\ndone in {time.perf_counter() - t0:.1f} s")
+    return out
+
+
+def _run_hidden_demo(seed: int) -> dict[str, float]:
+    import mde
+    from pricing import BinaryPricing
+
+    t0 = time.perf_counter()
+    X, y, model, tr, te, sets = _demo_data(seed)
+    print("MDE demo, hidden-proxy mode: the proxy never leaves the model owner; the data owners'\n"
+          "records travel encrypted under keys only they hold.\n")
+    _say("model owner", f"black box: {type(model[-1]).__name__} trained on {len(tr)} digits, "
+         f"test accuracy {model.score(X[te], y[te]):.3f}")
+    proxy = mde.build_proxy(model, X[tr], y[tr], X[te], y[te], kind="influence-poly", random_state=seed)
+    _say("model owner", f"built influence-poly proxy (squared-loss head, depth-2 score), fidelity {proxy.fidelity_:.3f}")
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, Xd, yd in sets:
+            print()
+            path = os.path.join(tmp, f"hidden-{name}.mde")
+            proxy.export(path, mode="hidden")
+            client = mde.load_artifact(path)
+            m = client.manifest
+            _say("model owner", f"exports hidden artifact ({os.path.getsize(path)} bytes: shapes, classes, CKKS "
+                 f"N={m.ckks.poly_modulus_degree}; no weights)")
+            t = time.perf_counter()
+            request = client.encrypt(Xd, yd).to_bytes()
+            _say("data owner", f"[{name}] encrypts {len(yd)} records under its own key: {len(request) / 1e6:.1f} MB "
+                 f"({time.perf_counter() - t:.1f} s)")
+            t = time.perf_counter()
+            result = proxy.evaluate_hidden(request).to_bytes()
+            _say("model owner", f"[{name}] evaluates the proxy on ciphertexts, sums, masks: {len(result) / 1e3:.0f} kB "
+                 f"back ({time.perf_counter() - t:.1f} s)")
+            partial = client.decrypt(result).to_bytes()
+            _say("data owner", f"[{name}] decrypts the masked sum, adds flooding noise, returns one number")
+            report = proxy.open(partial)
+            _say("model owner", f"[{name}] efficacy {report.efficacy:+.5f} (plaintext check "
+                 f"{proxy.efficacy(Xd, yd):+.5f})")
+            quote = BinaryPricing(price=100.0).quote(report)
+            _say("model owner", f"[{name}] BinaryPricing(price=100) -> price {quote.price:.2f}")
+            proxy.verify_delivery(Xd, yd, report)
+            out[f"{name}_efficacy"] = report.efficacy
+            out[f"{name}_price"] = quote.price
     print(f"\ndone in {time.perf_counter() - t0:.1f} s")
     return out

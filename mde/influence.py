@@ -180,6 +180,10 @@ class InfluenceProxy(HeadProxy):
         PCA fitted on ``X_train`` or a Gaussian random projection; both whitened.
     l2 : float
         L2 strength of the head (on whitened features, so comparable across data sets).
+    exclude_known : bool or "auto"
+        Ship a membership sketch of ``X_train`` (:mod:`mde.membership`) so that copies and
+        near-copies of training records score zero. ``"auto"``: on when the training data
+        has at least 12 principal directions (with fewer, the sketch's cells could be listed).
     random_state : int, optional
     """
 
@@ -191,11 +195,13 @@ class InfluenceProxy(HeadProxy):
         n_components: int = 16,
         compression: str = "pca",
         l2: float = 0.1,
+        exclude_known: bool | str = "auto",
         random_state: int | None = None,
     ) -> None:
         self.n_components = n_components
         self.compression = compression
         self.l2 = l2
+        self.exclude_known = exclude_known
         self.random_state = random_state
 
     def _fit(self, bb: Any, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> None:

@@ -83,11 +83,13 @@ class GraphBuilder:
         return model.SerializeToString()
 
 
-def softmax_head_tail(g: GraphBuilder, phi: str, theta: np.ndarray, projection: np.ndarray | None = None) -> tuple[str, int]:
-    """psi = vec((softmax(phi Theta^T) - onehot(y)) phi^T) [@ projection]."""
+def softmax_head_tail(g: GraphBuilder, phi: str, theta: np.ndarray, projection: np.ndarray | None = None,
+                      softmax: bool = True) -> tuple[str, int]:
+    """psi = vec((softmax(phi Theta^T) - onehot(y)) phi^T) [@ projection]; without the
+    softmax (``softmax=False``) for a squared-loss head."""
     k, q = theta.shape
     logits = g.node("MatMul", [phi, g.const(theta.T.astype(np.float32), "thetaT")])
-    proba = g.node("Softmax", [logits], axis=1)
+    proba = g.node("Softmax", [logits], axis=1) if softmax else logits
     depth = g.const(np.array(k, dtype=np.int64), "head_depth")
     values = g.const(np.array([0.0, 1.0], dtype=np.float32), "head_onehot_values")
     onehot = g.node("OneHot", ["y", depth, values], axis=-1)
@@ -101,11 +103,11 @@ def softmax_head_tail(g: GraphBuilder, phi: str, theta: np.ndarray, projection: 
     return g.node("MatMul", [psi, g.const(projection.astype(np.float32), "projection")]), projection.shape[1]
 
 
-def softmax_head_psi_graph(P: np.ndarray, c: np.ndarray, theta: np.ndarray) -> bytes:
-    """Influence proxy: phi = X P + c, then the softmax-head gradient."""
+def softmax_head_psi_graph(P: np.ndarray, c: np.ndarray, theta: np.ndarray, softmax: bool = True) -> bytes:
+    """Influence proxy: phi = X P + c, then the softmax-head (or squared-loss head) gradient."""
     g = GraphBuilder(P.shape[0])
     phi = g.affine("X", P, c, "compress")
-    psi, width = softmax_head_tail(g, phi, theta)
+    psi, width = softmax_head_tail(g, phi, theta, softmax=softmax)
     return g.finish(psi, width, "mde_influence_psi")
 
 
@@ -141,3 +143,28 @@ def tree_leaf_psi_graph(
     n_leaves = path.shape[1]
     psi = g.outer_with_label(leaf, n_classes, n_leaves, label_second=True)
     return g.finish(psi, n_leaves * n_classes, "mde_tree_psi")
+
+
+def score_graph(A: np.ndarray, a: np.ndarray, B: np.ndarray, b: np.ndarray) -> bytes:
+    """Encryptable score graph ``sum_k ((X A + a) - Y)_k (X B + b)_k`` (inputs ``X`` [n, d]
+    and one-hot ``Y`` [n, k] float32; output ``score`` [n, 1]; depth 2)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = GraphBuilder(A.shape[0])
+    u = g.affine("X", A, a, "head")
+    v = g.affine("X", B, b, "value")
+    s = g.node("Mul", [g.node("Sub", [u, "Y"]), v])
+    total = g.node("MatMul", [s, g.const(np.ones((A.shape[1], 1), dtype=np.float32), "sum_classes")])
+    g.nodes.append(helper.make_node("Identity", [total], ["score"]))
+    graph = helper.make_graph(
+        g.nodes, "mde_score",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["n", A.shape[0]]),
+         helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["n", A.shape[1]])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["n", 1])],
+        initializer=g.inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mde")
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model.SerializeToString()

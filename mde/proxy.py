@@ -2,7 +2,8 @@
 owner's half of the protocol (export, open, verify).
 
 Every proxy kind subclasses :class:`Proxy` and supplies ``_fit``, ``_psi_batch`` and
-``_psi_onnx``; efficacy is always ``sum over records of <w, psi(x, y)>``.
+``_psi_onnx``; efficacy is always ``sum over records of <w, psi(x, y)>``, where records the
+membership sketch recognises as (near-)copies of training records score zero.
 """
 
 from __future__ import annotations
@@ -18,8 +19,17 @@ import numpy as np
 
 from mde.artifact import write_artifact
 from mde.commitment import commit
-from mde.errors import DeliveryError, InputError, NotFittedError, ReplayError, SealedScoreError
-from mde.report import EfficacyReport
+from mde.errors import (
+    DeliveryError,
+    InputError,
+    MDEError,
+    NotFittedError,
+    ReplayError,
+    SealedScoreError,
+    require,
+)
+from mde.membership import MembershipSketch
+from mde.report import EFFICACY_UNITS, EfficacyReport
 from mde.sealed import SealedScore
 from mde.sealing import (
     CKKSParams,
@@ -35,15 +45,20 @@ from mde.validation import as_native, check_matrix, check_Xy, feature_names_of
 
 __all__ = ["Proxy"]
 
+# below this many principal directions a data owner could list the sketch's occupied cells
+_MIN_SKETCH_COMPONENTS = 12
+
 
 class Proxy(ABC):
     """Base class of all proxies.
 
     Fitted attributes (set by ``fit``): ``classes_``, ``n_features_in_``, ``psi_dim_``,
-    ``w_`` (secret), ``n_train_``, ``fidelity_``, ``build_seconds_``.
+    ``w_`` (secret), ``n_train_``, ``fidelity_``, ``build_seconds_``, ``known_`` (the
+    membership sketch of the training records, or None).
     """
 
     kind: ClassVar[str]
+    units: ClassVar[str] = EFFICACY_UNITS
 
     # -- building ---------------------------------------------------------------------
     def fit(self, blackbox: Any, X_train: Any, y_train: Any, X_test: Any, y_test: Any) -> Proxy:
@@ -66,6 +81,7 @@ class Proxy(ABC):
         self.n_features_in_ = int(bb.n_features_in_)
         self.n_train_ = int(Xtr.shape[0])
         self._fit(bb, Xtr, ytr, Xte, yte)
+        self.known_ = self._fit_sketch(Xtr, ytr)
         self.psi_dim_ = int(self.w_.shape[0])
         self.fidelity_ = float(np.mean(self._predict_idx(Xte) == np.argmax(bb.predict_proba(Xte), axis=1)))
         self.build_seconds_ = time.perf_counter() - start
@@ -91,8 +107,33 @@ class Proxy(ABC):
     def _predict_idx(self, X: np.ndarray) -> np.ndarray:
         """Arg-max class index the proxy itself predicts (for fidelity)."""
 
+    def _fit_sketch(self, Xtr: np.ndarray, ytr: np.ndarray) -> MembershipSketch | None:
+        mode = getattr(self, "exclude_known", False)
+        if mode not in (True, False, "auto"):
+            raise InputError(f"exclude_known must be True, False or 'auto'; got {mode!r}.")
+        if mode is False:
+            return None
+        sketch = MembershipSketch().fit(Xtr, ytr, np.random.default_rng(getattr(self, "random_state", None)))
+        if mode == "auto" and sketch.n_components_ < _MIN_SKETCH_COMPONENTS:
+            return None
+        return sketch
+
     def _scores_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         return self._psi_batch(X, y_idx) @ self.w_
+
+    def _record_scores(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        scores = self._scores_batch(X, y_idx)
+        if getattr(self, "known_", None) is not None:
+            scores = np.where(self.known_.known(X, y_idx), 0.0, scores)
+        return scores
+
+    def known(self, X: Any, y: Any) -> np.ndarray:
+        """Boolean mask of records the membership sketch recognises as (near-)copies of
+        training records; they score zero. All False if the proxy has no sketch."""
+        Xa, yi = self._validate(X, y)
+        if getattr(self, "known_", None) is None:
+            return np.zeros(Xa.shape[0], dtype=bool)
+        return self.known_.known(Xa, yi)
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (scikit-learn convention: read from ``__init__``'s signature)."""
@@ -125,7 +166,7 @@ class Proxy(ABC):
         """Per-record efficacy ``<w, psi(x_i, y_i)>``; they sum to :meth:`efficacy`."""
         Xa, yi = self._validate(X, y)
         return np.concatenate(
-            [self._scores_batch(Xa[i : i + batch_size], yi[i : i + batch_size]) for i in range(0, Xa.shape[0], batch_size)]
+            [self._record_scores(Xa[i : i + batch_size], yi[i : i + batch_size]) for i in range(0, Xa.shape[0], batch_size)]
         )
 
     def efficacy(self, X: Any, y: Any, batch_size: int = 8192) -> float:
@@ -144,8 +185,13 @@ class Proxy(ABC):
         return self.classes_[self._predict_idx(check_matrix(X, self.n_features_in_, feature_names=names))]
 
     # -- protocol -------------------------------------------------------------------------
-    def export(self, path: str | os.PathLike[str], ckks: CKKSParams | None = None) -> str:
+    def export(self, path: str | os.PathLike[str], ckks: CKKSParams | None = None, mode: str = "sealed-value") -> str:
         """Write the public artifact (psi graph, Enc(w), public context); return its id.
+
+        ``mode="hidden"`` writes a hidden-mode artifact instead (:mod:`mde.hidden`): shapes,
+        classes and CKKS parameters only, for proxies with a CKKS-evaluable score
+        (``kind="influence-poly"``); the data owner's encrypted records then come back to
+        :meth:`evaluate_hidden`.
 
         ``ckks`` defaults to the parameters of this proxy's key if it has one, else to the
         kind's default (:class:`CKKSParams`, or ``CKKSParams.compact()`` for small trees).
@@ -156,6 +202,10 @@ class Proxy(ABC):
         from mde import __version__
 
         self._check_fitted()
+        if mode == "hidden":
+            return self._export_hidden(path)
+        if mode != "sealed-value":
+            raise InputError(f"mode must be 'sealed-value' or 'hidden'; got {mode!r}.")
         params = ckks or (self._ckks if self._context is not None else self._default_ckks())
         problem = check_params(params)
         if problem:
@@ -171,6 +221,8 @@ class Proxy(ABC):
         sentinel, meta_key = (float(v) for v in rng.uniform(1.0, 2.0, size=2))
         artifact_id = uuid.uuid4().hex
         members = {"psi.onnx": self._psi_onnx(), "context.tenseal": public_context_bytes(self._context)}
+        if getattr(self, "known_", None) is not None:
+            members["known.npz"] = self.known_.to_bytes()
         for c, blob in enumerate(encrypt_values(self._context, self.w_ / scale, layout, sentinel, meta_key)):
             members[f"w_{c}.ckks"] = blob
         _, digest = write_artifact(
@@ -219,9 +271,14 @@ class Proxy(ABC):
         ReplayError
             If the artifact was already evaluated and ``allow_repeat`` is False.
         """
+        from mde.hidden import PartialResult
         from mde.sealing import Layout
 
         self._check_fitted()
+        if isinstance(sealed, (bytes, bytearray)) and bytes(sealed[:2]) == b"PK":
+            sealed = PartialResult.from_bytes(bytes(sealed))
+        if isinstance(sealed, PartialResult):
+            return self._open_hidden(sealed)
         if isinstance(sealed, (bytes, bytearray)):
             sealed = SealedScore.from_bytes(sealed)
         head = sealed.header
@@ -258,6 +315,7 @@ class Proxy(ABC):
             artifact_id=head.artifact_id,
             commitment=head.commitment,
             proxy_kind=self.kind,
+            units=self.units,
         )
 
     def verify_delivery(self, X: Any, y: Any, report: EfficacyReport, *, rtol: float = 1e-4) -> None:
@@ -278,10 +336,15 @@ class Proxy(ABC):
                 "delivered records do not match the commitment made when they were scored "
                 f"({Xa.shape[0]} records delivered, {report.n_records} scored); do not pay for them."
             )
-        scores = self._scores_batch(Xa, yi)
         info = self.artifacts_.get(report.artifact_id)
         if info is None:
             raise DeliveryError(f"report is for artifact {report.artifact_id!r}, which this proxy did not export.")
+        if info.get("mode") == "hidden":  # the score graph has no membership sketch
+            scores = self._scores_batch(Xa, yi)
+            # 8 sigma of the flooding noise, plus the CKKS error (~2^-20 per record, scaled units)
+            total_noise = (8.0 * info["flood_sigma"] + len(scores) * 2.0**-20) / info["scale"]
+            return self._check_total(scores, report, rtol, total_noise)
+        scores = self._record_scores(Xa, yi)
         noise = 8.0 * info["flood_sigma"] * info["scale"]  # 8 sigma of the flooding noise per block
         if report.record_scores is not None:
             diff = np.abs(scores - np.asarray(report.record_scores))
@@ -295,11 +358,142 @@ class Proxy(ABC):
             total_noise = noise * np.sqrt(len(scores))
         else:
             total_noise = noise * 2.0 ** aggregate_exponent(len(scores))
-        if abs(float(scores.sum()) - report.efficacy) > rtol * abs(float(scores.sum())) + total_noise:
+        self._check_total(scores, report, rtol, total_noise)
+
+    @staticmethod
+    def _check_total(scores: np.ndarray, report: EfficacyReport, rtol: float, noise: float) -> None:
+        if abs(float(scores.sum()) - report.efficacy) > rtol * abs(float(scores.sum())) + noise:
             raise DeliveryError(
                 f"delivered data has efficacy {scores.sum():.6g} but the sealed score said {report.efficacy:.6g}; "
                 "the data owner's score does not match the proxy's."
             )
+
+    # -- hidden-proxy mode ----------------------------------------------------------------
+    def _hidden_plan(self, info: dict[str, Any]) -> tuple[Any, bytes]:
+        from mde.encrypted_graph import check_graph
+
+        graph = self.score_graph(info["scale"])  # type: ignore[attr-defined]
+        return check_graph(graph, {"X": self.n_features_in_, "Y": len(self.classes_)},
+                           len(info["ckks"]["coeff_mod_bit_sizes"]) - 2), graph
+
+    def _export_hidden(self, path: str | os.PathLike[str]) -> str:
+        from mde import __version__
+        from mde.encrypted_graph import check_graph
+        from mde.hidden import HiddenManifest, hidden_params, write_hidden_artifact
+
+        if not hasattr(self, "score_graph"):
+            raise InputError(f"the {self.kind!r} proxy has no CKKS-evaluable score; build kind='influence-poly' "
+                             "for hidden mode (or export in sealed-value mode).")
+        inputs = {"X": self.n_features_in_, "Y": len(self.classes_)}
+        # per-record scores of test-like data at most ~4: values stay far inside the CKKS range
+        scale = 4.0 / float(getattr(self, "score_bound_", 1.0))
+        depth = check_graph(self.score_graph(scale), inputs, 7).depth
+        params = hidden_params(depth)
+        artifact_id = uuid.uuid4().hex
+        manifest = HiddenManifest(mde_version=__version__, artifact_id=artifact_id, proxy_kind=self.kind,
+                                  n_features=self.n_features_in_, feature_names=getattr(self, "feature_names_in_", None),
+                                  classes=[as_native(c) for c in self.classes_], inputs=inputs, ckks=params, depth=depth,
+                                  flood_sigma=2.0**-10)
+        digest = write_hidden_artifact(path, manifest)
+        self.artifacts_[artifact_id] = {"mode": "hidden", "manifest_sha256": digest, "scale": scale,
+                                        "flood_sigma": manifest.flood_sigma, "ckks": params.model_dump(),
+                                        "artifact_bytes": os.path.getsize(path), "pending": {}}
+        return artifact_id
+
+    def evaluate_hidden(self, request: Any, *, allow_repeat: bool = False,
+                        random_state: int | np.random.Generator | None = None) -> Any:
+        """Evaluate the proxy on a data owner's encrypted records (hidden mode).
+
+        Runs the score graph under CKKS batch by batch, sums slot-wise, adds a random mask
+        kept here, and returns the :class:`~mde.hidden.MaskedResult` to send back.
+
+        Raises
+        ------
+        ProtocolError
+            If the request is for another or a modified artifact, carries a secret key,
+            has other CKKS parameters, or its ciphertexts do not load under its context.
+        ReplayError
+            If the artifact was already evaluated and ``allow_repeat`` is False.
+        """
+        from mde.encrypted_graph import run_encrypted, run_float64
+        from mde.hidden import (
+            EncryptedRecords,
+            MaskedResult,
+            ProtocolError,
+            _split,
+            context_matches,
+        )
+
+        ts = require("tenseal")
+        self._check_fitted()
+        if isinstance(request, (bytes, bytearray)):
+            request = EncryptedRecords.from_bytes(bytes(request))
+        info = self.artifacts_.get(request.artifact_id)
+        if info is None or info.get("mode") != "hidden":
+            raise ProtocolError(f"request is for artifact {request.artifact_id!r}, which this proxy did not export "
+                                "in hidden mode.")
+        if request.manifest_sha256 != info["manifest_sha256"]:
+            raise ProtocolError("request was made against a modified copy of the artifact; refusing it.")
+        if self.opened_.get(request.artifact_id, 0) >= 1 and not allow_repeat:
+            raise ReplayError(f"artifact {request.artifact_id!r} was already evaluated once; export a new one, "
+                              "or pass allow_repeat=True if you accept the extra leakage.")
+        params = CKKSParams(**info["ckks"])
+        try:
+            ctx = ts.context_from(request.blobs["context.tenseal"])
+        except Exception as exc:
+            raise ProtocolError(f"request's CKKS context cannot be loaded: {exc}") from exc
+        if ctx.is_private():
+            raise ProtocolError("request carries the data owner's secret key (anyone holding it could decrypt the "
+                                "records); refusing it. The data owner must send a public context.")
+        if not context_matches(ctx, params):
+            raise ProtocolError("request's CKKS context has other parameters than the artifact; refusing it.")
+        expected = {"context.tenseal"} | {f"b{b}_{n}" for b in range(request.n_batches) for n in ("X", "Y")}
+        if set(request.blobs) != expected or request.n_records > request.n_batches * params.slots:
+            raise ProtocolError(f"request holds members {sorted(request.blobs)[:5]}...; expected {request.n_batches} "
+                                "batches of X and Y ciphertexts for its record count.")
+        plan, _ = self._hidden_plan(info)
+        total = None
+        for b in range(request.n_batches):
+            try:
+                cols = {n: [ts.ckks_vector_from(ctx, blob) for blob in _split(request.blobs[f"b{b}_{n}"])]
+                        for n in ("X", "Y")}
+                out = run_encrypted(plan, cols)[0]
+            except MDEError:
+                raise
+            except Exception as exc:
+                raise ProtocolError(f"batch {b}'s ciphertexts do not load or evaluate under the request's context: "
+                                    f"{exc}") from exc
+            total = out if total is None else total + out
+        rng = np.random.default_rng(random_state)
+        mask = rng.uniform(-params.mask_bound, params.mask_bound, params.slots)
+        masked = total + mask.tolist()
+        zero = {"X": np.zeros((1, self.n_features_in_)), "Y": np.zeros((1, len(self.classes_)))}
+        pad_score = float(run_float64(plan, zero).ravel()[0])
+        result_id = uuid.uuid4().hex
+        info["pending"][result_id] = {
+            "request_id": request.request_id, "mask_sum": float(mask.sum()),
+            "padding": request.n_batches * params.slots - request.n_records, "pad_score": pad_score,
+            "n_records": request.n_records, "commitment": request.commitment,
+        }
+        self.opened_[request.artifact_id] = self.opened_.get(request.artifact_id, 0) + 1
+        return MaskedResult(artifact_id=request.artifact_id, request_id=request.request_id, result_id=result_id,
+                            ciphertext=masked.serialize())
+
+    def _open_hidden(self, partial: Any) -> EfficacyReport:
+        from mde.hidden import ProtocolError
+
+        info = self.artifacts_.get(partial.artifact_id)
+        pending = (info or {}).get("pending", {}).get(partial.result_id)
+        if pending is None or pending["request_id"] != partial.request_id:
+            raise ProtocolError("this partial result answers no result this proxy is waiting for (unknown, "
+                                "already opened, or for another proxy); refusing it.")
+        if not np.isfinite(partial.value):
+            raise ProtocolError("partial result is not a finite number; refusing it.")
+        del info["pending"][partial.result_id]
+        value = partial.value - pending["mask_sum"] - pending["padding"] * pending["pad_score"]
+        return EfficacyReport(efficacy=value / info["scale"], n_records=pending["n_records"], record_scores=None,
+                              artifact_id=partial.artifact_id, commitment=pending["commitment"],
+                              proxy_kind=self.kind, units=self.units)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save the owner's private proxy file (secret key inside); reload with ``mde.load_proxy``.
@@ -322,6 +516,8 @@ class Proxy(ABC):
             "n_classes": len(self.classes_),
             "build_seconds": self.build_seconds_,
             "artifact_bytes": sizes[-1] if sizes else None,
+            "membership_sketch": None if getattr(self, "known_", None) is None else
+            {"components": self.known_.n_components_, "tables": self.known_.n_tables, "bytes": len(self.known_.to_bytes())},
             "params": self.get_params(),
         }
 

@@ -11,6 +11,7 @@ import numpy as np
 from mde.artifact import ArtifactManifest, read_artifact
 from mde.commitment import Committer
 from mde.errors import ArtifactError, InputError, require
+from mde.membership import MembershipSketch
 from mde.sealed import SealedScore
 from mde.sealing import aggregate_exponent, check_params, make_layout, seal_blocks
 from mde.validation import check_finite, check_matrix, encode_labels
@@ -21,13 +22,31 @@ __all__ = ["Scorer", "load_artifact"]
 def load_artifact(path: str | os.PathLike[str] | bytes) -> Scorer:
     """Load and verify a public artifact (every member hash, the version, no secret key).
 
+    Returns a :class:`Scorer` for sealed-value artifacts and a
+    :class:`mde.hidden.HiddenClient` for hidden-mode ones.
+
     Raises
     ------
     ArtifactError
         If the artifact is tampered, of another version, or holds a secret key.
     """
-    manifest, digest, members = read_artifact(path)
+    raw = path if isinstance(path, (bytes, bytearray)) else _read(path)
+    if b'"format": "mde-hidden-artifact"' in raw:
+        from mde.hidden import HiddenClient, read_hidden_manifest
+
+        return HiddenClient(*read_hidden_manifest(bytes(raw)))  # type: ignore[return-value]
+    manifest, digest, members = read_artifact(bytes(raw))
     return Scorer(manifest, digest, members)
+
+
+def _read(path: str | os.PathLike[str]) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"artifact file {os.fspath(path)!s} does not exist.") from exc
+    except OSError as exc:
+        raise ArtifactError(f"cannot read artifact file {os.fspath(path)!s}: {exc}") from exc
 
 
 class Scorer:
@@ -71,6 +90,8 @@ class Scorer:
             self._session = ort.InferenceSession(members["psi.onnx"], opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ArtifactError(f"artifact's psi graph cannot be loaded by onnxruntime: {exc}") from exc
+        self._known = (MembershipSketch.from_bytes(members["known.npz"], manifest.n_features)
+                       if "known.npz" in members else None)
         names = sorted(i.name for i in self._session.get_inputs())
         if names != ["X", "y"] or "psi" not in [o.name for o in self._session.get_outputs()]:
             raise ArtifactError(f"artifact's psi graph has inputs {names}; expected X and y with output psi.")
@@ -92,6 +113,14 @@ class Scorer:
         Xa, yi = self._validate(X, y)
         return np.concatenate([self._psi_batch(Xa[i : i + batch_size], yi[i : i + batch_size])
                                for i in range(0, Xa.shape[0], batch_size)])
+
+    def known(self, X: Any, y: Any) -> np.ndarray:
+        """Boolean mask of records the artifact's membership sketch recognises as (near-)copies
+        of the model owner's training records; they score zero. All False without a sketch."""
+        Xa, yi = self._validate(X, y)
+        if self._known is None:
+            return np.zeros(Xa.shape[0], dtype=bool)
+        return self._known.known(Xa, yi)
 
     def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         out = self._session.run(["psi"], {"X": np.ascontiguousarray(X, dtype=np.float32),
@@ -152,6 +181,8 @@ class Scorer:
                 yb = yi[i : i + batch_size]
                 pending.append(hasher.submit(committer.update, xb, yb))
                 psi = self._psi_batch(xb, yb)
+                if self._known is not None:
+                    psi[self._known.known(xb, yb)] = 0.0  # known training records are worth nothing
                 if per_record:
                     per.append(psi.astype(np.float64))
                 else:

@@ -49,6 +49,8 @@ def save_proxy(proxy: Proxy, path: str | os.PathLike[str]) -> None:
             buf = io.BytesIO()
             np.save(buf, np.asarray(arr), allow_pickle=False)
             zf.writestr(f"arrays/{name}.npy", buf.getvalue())
+        if getattr(proxy, "known_", None) is not None:
+            zf.writestr("known.npz", proxy.known_.to_bytes())
         if proxy._context is not None:
             zf.writestr(
                 "context.secret.tenseal",
@@ -65,6 +67,7 @@ def load_proxy(path: str | os.PathLike[str]) -> Proxy:
         If the file is not a proxy file of this format version, or is damaged.
     """
     from mde.build import proxy_class
+    from mde.membership import MembershipSketch
     from mde.sealing import CKKSParams
 
     try:
@@ -96,6 +99,7 @@ def load_proxy(path: str | os.PathLike[str]) -> Proxy:
         setattr(proxy, key, meta[key])
     if hasattr(proxy, "_set_extra_state"):
         proxy._set_extra_state(meta.get("extra", {}))
+    proxy.known_ = MembershipSketch.from_bytes(files["known.npz"], proxy.n_features_in_) if "known.npz" in files else None
     proxy._context = None
     if "context.secret.tenseal" in files:
         ts = require("tenseal")

@@ -57,6 +57,10 @@ class StudentProxy(HeadProxy):
     projection_dim : int, optional
         Project psi to this many dimensions with a fixed Gaussian matrix.
     batch_size : int
+    exclude_known : bool or "auto"
+        Ship a membership sketch of ``X_train`` (:mod:`mde.membership`) so that copies and
+        near-copies of training records score zero. ``"auto"``: on when the training data
+        has at least 12 principal directions (with fewer, the sketch's cells could be listed).
     random_state : int, optional
     """
 
@@ -76,6 +80,7 @@ class StudentProxy(HeadProxy):
         n_samples: int = 5000,
         projection_dim: int | None = None,
         batch_size: int = 256,
+        exclude_known: bool | str = "auto",
         random_state: int | None = None,
     ) -> None:
         self.hidden = hidden
@@ -89,6 +94,7 @@ class StudentProxy(HeadProxy):
         self.n_samples = n_samples
         self.projection_dim = projection_dim
         self.batch_size = batch_size
+        self.exclude_known = exclude_known
         self.random_state = random_state
 
     def _fit(self, bb: Any, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> None:

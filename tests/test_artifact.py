@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mde
-from mde.artifact import read_artifact
+from mde.artifact import read_artifact, write_zip
 
 
 def test_onnx_psi_equals_numpy_psi(proxy, artifact, digits):
@@ -24,7 +24,7 @@ def test_manifest_describes_shapes_not_weights(proxy, artifact):
     m = mde.load_artifact(artifact).manifest
     assert (m.proxy_kind, m.n_features, m.psi_dim) == ("influence", 64, proxy.psi_dim_)
     assert m.classes == list(range(10))
-    assert set(m.members) == {"psi.onnx", "context.tenseal", "w_0.ckks"}
+    assert set(m.members) == {"psi.onnx", "context.tenseal", "w_0.ckks", "known.npz"}
 
 
 def test_nothing_inside_the_artifact_can_decrypt(artifact, proxy):
@@ -43,11 +43,13 @@ def test_nothing_inside_the_artifact_can_decrypt(artifact, proxy):
         assert np.float32(value / np.abs(proxy.w_).max()).tobytes() not in blob
 
 
+def _members(src) -> dict[str, bytes]:
+    with zipfile.ZipFile(src) as zin:
+        return {name: zin.read(name) for name in zin.namelist()}
+
+
 def _rewrite(src: str, dst, member: str, mutate) -> None:
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for name in zin.namelist():
-            data = zin.read(name)
-            zout.writestr(name, mutate(data) if name == member else data)
+    write_zip(dst, {name: mutate(data) if name == member else data for name, data in _members(src).items()})
 
 
 def _flip(data: bytes) -> bytes:
@@ -55,7 +57,8 @@ def _flip(data: bytes) -> bytes:
     return data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1 :]
 
 
-@pytest.mark.parametrize("member", ["manifest.json", "manifest.sha256", "psi.onnx", "context.tenseal", "w_0.ckks"])
+@pytest.mark.parametrize("member", ["manifest.json", "manifest.sha256", "psi.onnx", "context.tenseal", "w_0.ckks",
+                                    "known.npz"])
 def test_one_flipped_byte_in_any_member_is_refused(artifact, tmp_path, member):
     bad = tmp_path / "bad.mde"
     _rewrite(artifact, bad, member, _flip)
@@ -65,32 +68,41 @@ def test_one_flipped_byte_in_any_member_is_refused(artifact, tmp_path, member):
 
 def test_flipped_byte_in_the_raw_file_is_refused(artifact, tmp_path):
     data = open(artifact, "rb").read()
-    for pos in (100, len(data) // 3, len(data) - 300):
+    # spread over the file, and every byte of the zip central directory (not hash-covered)
+    positions = [*range(0, len(data), len(data) // 40), *range(len(data) - 700, len(data))]
+    for pos in positions:
         bad = tmp_path / f"raw{pos}.mde"
         bad.write_bytes(data[:pos] + bytes([data[pos] ^ 0xFF]) + data[pos + 1 :])
         with pytest.raises(mde.ArtifactError):
             mde.load_artifact(bad)
 
 
+def test_same_members_in_a_non_canonical_zip_are_refused(artifact, tmp_path):
+    """Zip metadata is not covered by the member hashes, so it must be exactly as written."""
+    loose = tmp_path / "loose.mde"
+    with zipfile.ZipFile(loose, "w") as zout:  # default timestamps
+        for name, data in _members(artifact).items():
+            zout.writestr(name, data)
+    with pytest.raises(mde.ArtifactError, match="modified"):
+        mde.load_artifact(loose)
+    padded = tmp_path / "padded.mde"
+    padded.write_bytes(open(artifact, "rb").read() + b"\0")
+    with pytest.raises(mde.ArtifactError):
+        mde.load_artifact(padded)
+
+
 def test_missing_extra_member_wrong_version_and_garbage_are_refused(artifact, tmp_path):
     extra = tmp_path / "extra.mde"
-    with zipfile.ZipFile(artifact) as zin, zipfile.ZipFile(extra, "w") as zout:
-        for name in zin.namelist():
-            zout.writestr(name, zin.read(name))
-        zout.writestr("payload.py", b"print('hi')")
+    write_zip(extra, {**_members(artifact), "payload.py": b"print('hi')"})
     with pytest.raises(mde.ArtifactError, match="do not match"):
         mde.load_artifact(extra)
 
     import hashlib
 
     old = tmp_path / "old.mde"
-    with zipfile.ZipFile(artifact) as zin, zipfile.ZipFile(old, "w") as zout:
-        manifest = zin.read("manifest.json").replace(b'"format_version": 1', b'"format_version": 99')
-        for name in zin.namelist():
-            data = {"manifest.json": manifest, "manifest.sha256": hashlib.sha256(manifest).hexdigest().encode()}.get(
-                name, zin.read(name)
-            )
-            zout.writestr(name, data)
+    files = _members(artifact)
+    manifest = files["manifest.json"].replace(b'"format_version": 1', b'"format_version": 99')
+    write_zip(old, {**files, "manifest.json": manifest, "manifest.sha256": hashlib.sha256(manifest).hexdigest().encode()})
     with pytest.raises(mde.ArtifactError, match="not supported"):
         mde.load_artifact(old)
 
@@ -106,15 +118,12 @@ def test_artifact_with_a_secret_key_is_refused(proxy, artifact, tmp_path):
 
     secret = proxy._context.serialize(save_secret_key=True)
     bad = tmp_path / "secret.mde"
-    with zipfile.ZipFile(artifact) as zin:
-        manifest = json.loads(zin.read("manifest.json"))
-        manifest["members"]["context.tenseal"] = hashlib.sha256(secret).hexdigest()
-        mbytes = json.dumps(manifest).encode()
-        with zipfile.ZipFile(bad, "w") as zout:
-            for name in zin.namelist():
-                data = {"manifest.json": mbytes, "manifest.sha256": hashlib.sha256(mbytes).hexdigest().encode(),
-                        "context.tenseal": secret}.get(name, zin.read(name))
-                zout.writestr(name, data)
+    files = _members(artifact)
+    manifest = json.loads(files["manifest.json"])
+    manifest["members"]["context.tenseal"] = hashlib.sha256(secret).hexdigest()
+    mbytes = json.dumps(manifest).encode()
+    write_zip(bad, {**files, "manifest.json": mbytes, "manifest.sha256": hashlib.sha256(mbytes).hexdigest().encode(),
+                    "context.tenseal": secret})
     with pytest.raises(mde.ArtifactError, match="secret key"):
         mde.load_artifact(bad)
 
@@ -134,15 +143,11 @@ def _rewrite_manifest(src, dst, edit):
     import hashlib
     import json
 
-    with zipfile.ZipFile(src) as zin:
-        manifest = json.loads(zin.read("manifest.json"))
-        edit(manifest)
-        mbytes = json.dumps(manifest).encode()
-        with zipfile.ZipFile(dst, "w") as zout:
-            for name in zin.namelist():
-                data = {"manifest.json": mbytes, "manifest.sha256": hashlib.sha256(mbytes).hexdigest().encode()}.get(
-                    name, zin.read(name))
-                zout.writestr(name, data)
+    files = _members(src)
+    manifest = json.loads(files["manifest.json"])
+    edit(manifest)
+    mbytes = json.dumps(manifest).encode()
+    write_zip(dst, {**files, "manifest.json": mbytes, "manifest.sha256": hashlib.sha256(mbytes).hexdigest().encode()})
 
 
 @pytest.mark.parametrize("edit", [

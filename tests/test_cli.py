@@ -162,3 +162,49 @@ def test_demo_other_kinds(kind, capsys):
     # the smoothed tree values all data positively on digits (see README); both rank clean first
     assert out["clean_efficacy"] > out["noisy_efficacy"]
     assert f"built {kind} proxy" in capsys.readouterr().out
+
+
+def test_hidden_mode_round_trip(files, capsys):
+    d, _ = files
+    assert main(["build", "--model", str(d / "model.joblib"), "--train", str(d / "train.npz"), "--test",
+                 str(d / "test.npz"), "--kind", "influence-poly", "--mode", "hidden", "--artifact-out",
+                 str(d / "h.mde"), "--proxy-out", str(d / "hp.mdeproxy")]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "--artifact", str(d / "h.mde")]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "hidden"
+    # a sealed-value step on a hidden artifact fails with a clear message
+    assert main(["score", "--artifact", str(d / "h.mde"), "--data", str(d / "offer.npz"), "--out",
+                 str(d / "s.bin"), "--quiet"]) == 2
+    capsys.readouterr()
+    assert main(["encrypt", "--artifact", str(d / "h.mde"), "--data", str(d / "offer.npz"), "--out",
+                 str(d / "req.bin"), "--key", str(d / "key.bin"), "--quiet"]) == 0
+    assert main(["evaluate", "--proxy", str(d / "hp.mdeproxy"), "--request", str(d / "req.bin"), "--out",
+                 str(d / "res.bin")]) == 0
+    assert main(["decrypt", "--artifact", str(d / "h.mde"), "--key", str(d / "key.bin"), "--result",
+                 str(d / "res.bin"), "--out", str(d / "part.bin")]) == 0
+    capsys.readouterr()
+    # a second decryption of the same result is refused (the key file remembers it)
+    assert main(["decrypt", "--artifact", str(d / "h.mde"), "--key", str(d / "key.bin"), "--result",
+                 str(d / "res.bin"), "--out", str(d / "part2.bin")]) == 2
+    assert "already decrypted" in capsys.readouterr().err
+    assert main(["open", "--proxy", str(d / "hp.mdeproxy"), "--sealed", str(d / "part.bin"), "--pricing",
+                 "binary:price=10,threshold=-1000", "--report-out", str(d / "hr.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["price"] == 10
+    import mde
+
+    proxy = mde.load_proxy(d / "hp.mdeproxy")
+    offer = np.load(d / "offer.npz")
+    report = json.loads((d / "hr.json").read_text())
+    assert report["efficacy"] == pytest.approx(float(proxy._scores_batch(*proxy._validate(offer["X"], offer["y"])).sum()),
+                                               rel=1e-3)
+    assert main(["verify", "--proxy", str(d / "hp.mdeproxy"), "--data", str(d / "offer.npz"), "--report",
+                 str(d / "hr.json")]) == 0
+
+
+def test_hidden_demo_prices_clean_above_noisy(capsys):
+    from mde.demo import run_demo
+
+    out = run_demo(mode="hidden")
+    assert out["clean_efficacy"] > 0 > out["noisy_efficacy"]
+    assert out["clean_price"] == 100 and out["noisy_price"] == 0
+    assert "no weights" in capsys.readouterr().out

@@ -1,0 +1,110 @@
+"""Membership sketch: copies and near-copies of training records score zero, on both sides."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mde
+from mde.membership import MembershipSketch
+
+
+def _brute_force_known(sketch: MembershipSketch, Xtr, ytr, X, y) -> np.ndarray:
+    """Same rule with Python sets of (table, cell, label): no hashing."""
+    def cells(A):
+        z = (np.asarray(A, np.float32).astype(np.float64) - sketch.mean_) @ sketch.projection_
+        return [np.floor(z + sketch.offsets_[t]).astype(np.int64) for t in range(sketch.n_tables)]
+
+    occupied = {(t, tuple(c), int(lab)) for t, cs in enumerate(cells(Xtr)) for c, lab in zip(cs, ytr)}
+    per_table = cells(X)
+    return np.array([any((t, tuple(per_table[t][i]), int(y[i])) in occupied for t in range(sketch.n_tables))
+                     for i in range(len(y))])
+
+
+def test_sketch_matches_brute_force_cell_lookup(digits):
+    sketch = MembershipSketch(n_components=12, width=0.7, n_tables=4).fit(digits.Xtr, digits.ytr, 0)
+    rng = np.random.default_rng(1)
+    near = digits.Xtr + rng.normal(0, 0.8, digits.Xtr.shape)
+    for X, y in [(digits.Xtr, digits.ytr), (near, digits.ytr), (digits.Xc, digits.yc)]:
+        got = sketch.known(X, y)
+        np.testing.assert_array_equal(got, _brute_force_known(sketch, digits.Xtr, digits.ytr, X, y))
+    assert sketch.known(digits.Xtr, digits.ytr).all()
+    assert 0 < sketch.known(near, digits.ytr).sum() < len(near)  # the noisy check is not vacuous
+
+
+def test_copies_and_near_copies_are_known_fresh_records_are_not(proxy, digits):
+    rng = np.random.default_rng(0)
+    near = np.clip(digits.Xtr + rng.normal(0, 0.3, digits.Xtr.shape), 0, 16)
+    assert proxy.known(digits.Xtr, digits.ytr).all()
+    assert proxy.known(near, digits.ytr).mean() > 0.9
+    assert proxy.known(digits.Xc, digits.yc).mean() < 0.02
+    # a copy with another label is new information, not a known record
+    assert not proxy.known(digits.Xtr, (digits.ytr + 1) % 10).any()
+
+
+def test_known_records_score_zero_in_plaintext_and_sealed(proxy, artifact, digits):
+    X = np.vstack([digits.Xtr[:50], digits.Xc[:50]])
+    y = np.r_[digits.ytr[:50], digits.yc[:50]]
+    scores = proxy.record_scores(X, y)
+    assert np.all(scores[:50] == 0.0)
+    raw = proxy._scores_batch(*proxy._validate(X, y))
+    assert np.all(raw[:50] != 0.0)  # the sketch, not the proxy, zeroes them
+    np.testing.assert_allclose(scores[50:], raw[50:])
+    proxy.opened_.clear()
+    report = proxy.open(mde.load_artifact(artifact).score(X, y, per_record=True), allow_repeat=True)
+    np.testing.assert_allclose(report.record_scores[:50], 0.0, atol=1e-4)
+    assert report.efficacy == pytest.approx(scores.sum(), abs=1e-3)
+
+
+def test_data_owner_ignoring_the_sketch_is_caught_at_delivery(fresh_proxy, digits, tmp_path):
+    path = tmp_path / "a.mde"
+    fresh_proxy.export(path)
+    scorer = mde.load_artifact(path)
+    scorer._known = None  # a dishonest scorer that prices copies of the owner's records
+    X, y = digits.Xtr[:100], digits.ytr[:100]
+    report = fresh_proxy.open(scorer.score(X, y))
+    assert abs(report.efficacy) > 1e-3
+    with pytest.raises(mde.DeliveryError, match="efficacy"):
+        fresh_proxy.verify_delivery(X, y, report)
+
+
+def test_exclude_known_switches(model, digits, tmp_path):
+    off = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, exclude_known=False, random_state=0)
+    assert off.known_ is None and off.record_scores(digits.Xtr[:20], digits.ytr[:20]).any()
+    off.export(tmp_path / "off.mde")
+    assert "known.npz" not in mde.load_artifact(tmp_path / "off.mde").manifest.members
+    # "auto" declines when the data has too few directions for the cells to stay unlistable
+    few = mde.build_proxy(_model_few(digits), digits.Xtr[:, 20:28], digits.ytr, digits.Xte[:, 20:28], digits.yte,
+                          random_state=0)
+    assert few.known_ is None
+    forced = mde.build_proxy(_model_few(digits), digits.Xtr[:, 20:28], digits.ytr, digits.Xte[:, 20:28], digits.yte,
+                             exclude_known=True, random_state=0)
+    assert forced.known(digits.Xtr[:, 20:28], digits.ytr).all()
+    with pytest.raises(mde.InputError, match="exclude_known"):
+        mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, exclude_known="yes")
+
+
+def _model_few(digits):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=2000).fit(digits.Xtr[:, 20:28], digits.ytr)
+
+
+def test_sketch_survives_save_and_load_and_refuses_bad_bytes(proxy, digits, tmp_path):
+    proxy.save(tmp_path / "p.zip")
+    back = mde.load_proxy(tmp_path / "p.zip")
+    X = np.vstack([digits.Xtr[:30], digits.Xc[:30]])
+    y = np.r_[digits.ytr[:30], digits.yc[:30]]
+    np.testing.assert_array_equal(back.known(X, y), proxy.known(X, y))
+    blob = proxy.known_.to_bytes()
+    with pytest.raises(mde.ArtifactError, match="does not fit"):
+        MembershipSketch.from_bytes(blob, n_features=63)
+    with pytest.raises(mde.ArtifactError, match="damaged"):
+        MembershipSketch.from_bytes(blob[: len(blob) // 2], n_features=64)
+
+
+def test_tree_proxy_uses_the_sketch_too(model, digits):
+    tree = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="tree", n_samples=2000,
+                           random_state=0)
+    assert np.all(tree.record_scores(digits.Xtr[:40], digits.ytr[:40]) == 0.0)
+    assert np.any(tree.record_scores(digits.Xc[:40], digits.yc[:40]) != 0.0)
