@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 
 import mde
-from benchmarks.common import black_boxes, breast_cancer_label_noise, cached_utility, mnist_label_noise
+from benchmarks.common import (
+    black_boxes,
+    breast_cancer_label_noise,
+    cached_utility,
+    mnist_label_noise,
+)
 from mde.evaluation import rank_correlation
 
 

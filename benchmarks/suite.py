@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import tempfile
 import time
@@ -262,13 +263,39 @@ def _fmt(x: float, digits: int = 2) -> str:
     return "" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
-def tables(rows: list[dict[str, Any]]) -> str:
-    """Markdown: rho per scenario (method x black box), bad/fresh value ratios, cost, all rows."""
+def headline(rows: list[dict[str, Any]]) -> str:
+    """Compact markdown: method x scenario cells listing rho for every black box, and the
+    redundant/irrelevant-to-fresh value ratios the same way."""
     scens = list(dict.fromkeys(r["scenario"] for r in rows))
     bbs = list(dict.fromkeys(r["black box"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     by = {(r["scenario"], r["black box"], r["method"]): r for r in rows}
-    out = []
+
+    def cell(sc: str, m: str, field: str) -> str:
+        return " / ".join(_fmt(by[(sc, b, m)].get(field, np.nan)) if (sc, b, m) in by else "" for b in bbs)
+
+    out = [f"Spearman rho against retraining; each cell lists {' / '.join(bbs)}.\n",
+           "| method | " + " | ".join(scens) + " | ms / set |", "|---|" + "---|" * (len(scens) + 1)]
+    for m in methods:
+        per_set = np.median([r["per_set"] for r in rows if r["method"] == m])
+        out.append(f"| {m} | " + " | ".join(cell(sc, m, "rho") for sc in scens) + f" | {1e3 * per_set:.3g} |")
+    ratios = [k for k in RATIOS if any(k in r for r in rows)]
+    if ratios:
+        out += ["", f"Value of a pure redundant or irrelevant set / value of a pure fresh set of the same size "
+                f"(target <= 0.1); each cell lists {' / '.join(bbs)}.\n",
+                "| method | " + " | ".join(ratios) + " |", "|---|" + "---|" * len(ratios)]
+        for m in methods:
+            out.append(f"| {m} | " + " | ".join(cell(RATIOS[k][0], m, k) for k in ratios) + " |")
+    return "\n".join(out) + "\n"
+
+
+def tables(rows: list[dict[str, Any]]) -> str:
+    """Markdown: headline, rho per scenario (method x black box), bad/fresh value ratios, cost, all rows."""
+    scens = list(dict.fromkeys(r["scenario"] for r in rows))
+    bbs = list(dict.fromkeys(r["black box"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    by = {(r["scenario"], r["black box"], r["method"]): r for r in rows}
+    out = ["### Headline\n", headline(rows)]
     for sc in scens:
         n = next(r["n_sets"] for r in rows if r["scenario"] == sc)
         out.append(f"### {sc}: Spearman rho against retraining ({n} sets)\n")
@@ -314,7 +341,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small smoke run (CI); writes no files")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--tables-from", metavar="JSON", help="only print the tables of a saved suite_rows.json")
     args = ap.parse_args(argv)
+    if args.tables_from:
+        with open(args.tables_from) as f:
+            saved = json.load(f)
+        print(tables(saved))
+        return saved
     start = time.perf_counter()
     cfg = _config(args.quick)
     rows, curves = run(cfg)
@@ -324,6 +357,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(f"wall time: {wall:.0f} s")
     if not args.quick:
         os.makedirs(RESULTS, exist_ok=True)
+        with open(os.path.join(RESULTS, "suite_rows.json"), "w") as f:
+            json.dump([{k: (v if isinstance(v, str) else float(v)) for k, v in r.items()} for r in rows], f, indent=0)
         with open(os.path.join(RESULTS, "suite_table.md"), "w") as f:
             f.write(f"# Fidelity suite (python -m benchmarks.suite; {wall / 60:.1f} min on 2 shared cores)\n\n" + md)
         if not args.no_plot:
