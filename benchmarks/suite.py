@@ -1,15 +1,15 @@
 """Fidelity suite: every appraisal method against retraining, on every scenario, in one run.
 
-    python -m benchmarks.suite            # full run: 5 scenarios x 5 black boxes, ~25 min cold
-    python -m benchmarks.suite --quick    # smoke test, ~2 minutes, run by CI (writes no files)
+    python -m benchmarks.suite          # 5 scenarios x 5 black boxes: ~20 min, ~10 min cached
+    python -m benchmarks.suite --quick  # smoke test, ~1 minute, run by CI (writes no files)
 
 Methods: the three proxies (plaintext; the influence proxy also sealed, one exported artifact
 per set as the protocol requires), gradient norm (seed 000 eq. 3), fine-tuning of the
 influence head (seed 000 eq. 4: 16 full-batch gradient steps on D_tr + D at learning rates
 0.001, 0.1, 10), exact KNN-Shapley summed over the set, the proxy refit utility (one Newton
 step of the head, not additive), truncated Monte Carlo Data Shapley (Ghorbani & Zou 2019)
-on that refit utility over the pooled records of all candidate sets, summed per set, and
-random. Ground truth: retraining the black box, reduction of test log-loss (mean over seeds;
+on that refit utility over the pooled records of all candidate sets (20 permutations),
+summed per set, and random. Ground truth: retraining the black box, reduction of test log-loss (mean over seeds;
 one seed for deterministic black boxes and for the 100 class-prior sets).
 
 The full run writes benchmarks/results/suite_table.md (rank correlations, redundant and
@@ -72,7 +72,7 @@ def _config(quick: bool) -> Config:
     return Config([(scenarios.label_noise(), 3),
                    (scenarios.class_prior(n_sets=20, repetitions=5, set_size=200), 1),
                    (scenarios.redundancy(), 3), (scenarios.irrelevance(), 3), (scenarios.size(), 3)],
-                  ["logreg", "mlp", "rf", "hgb", "cnn"], ["tree", "student"], tmc_permutations=10)
+                  ["logreg", "mlp", "rf", "hgb", "cnn"], ["tree", "student"], tmc_permutations=20)
 
 
 def _fine_tune(proxy: Any, bb: Any, sc: Scenario, lr: float, steps: int = 16) -> Appraiser:
@@ -360,7 +360,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         with open(os.path.join(RESULTS, "suite_rows.json"), "w") as f:
             json.dump([{k: (v if isinstance(v, str) else float(v)) for k, v in r.items()} for r in rows], f, indent=0)
         with open(os.path.join(RESULTS, "suite_table.md"), "w") as f:
-            f.write(f"# Fidelity suite (python -m benchmarks.suite; {wall / 60:.1f} min on 2 shared cores)\n\n" + md)
+            gt = sum(r["seconds"] for r in rows if r["method"] == "retrain (ground truth)")
+            f.write(f"# Fidelity suite\n\n`python -m benchmarks.suite`: {wall / 60:.1f} min on 2 shared cores, of which "
+                    f"{gt / 60:.1f} min retraining for the ground truth (0 when cached).\n\n" + md)
         if not args.no_plot:
             _plot(curves, rows, cfg)
     return rows
@@ -407,8 +409,20 @@ def _plot(curves: dict[str, dict[str, np.ndarray]], rows: list[dict[str, Any]], 
     fig.savefig(os.path.join(RESULTS, "suite_ranks.png"), dpi=90)
     plt.close(fig)
 
+    plot_cost(rows)
+
+
+def plot_cost(rows: list[dict[str, Any]]) -> None:
+    """suite_cost.png: seconds per candidate set of every method and of one retrain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     per: dict[str, list[float]] = {}
     for r in rows:
+        if r["method"] == "random":
+            continue
         name = f"retrain {r['black box']}" if r["method"] == "retrain (ground truth)" else r["method"]
         per.setdefault(name, []).append(r["per_set"])
     med = {k: float(np.median(v)) for k, v in per.items()}
@@ -417,7 +431,7 @@ def _plot(curves: dict[str, dict[str, np.ndarray]], rows: list[dict[str, Any]], 
     ax.barh(names, [max(med[n], 1e-5) for n in names],
             color=["tab:red" if n.startswith("retrain") else "tab:blue" for n in names])
     ax.set_xscale("log")
-    ax.set_xlabel("seconds per candidate set (median over scenarios and black boxes; log scale)")
+    ax.set_xlabel("seconds per candidate set (median over scenarios\nand black boxes; log scale)")
     fig.tight_layout()
     fig.savefig(os.path.join(RESULTS, "suite_cost.png"), dpi=90)
     plt.close(fig)
