@@ -259,6 +259,11 @@ def _rho(values: np.ndarray, utility: np.ndarray) -> float:
     return rank_correlation(values, utility)["spearman"] if np.ptp(values) > 0 else float("nan")
 
 
+def _ms(seconds: float) -> str:
+    ms = 1e3 * seconds
+    return f"{ms:,.0f}" if ms >= 100 else f"{ms:.2g}"
+
+
 def _fmt(x: float, digits: int = 2) -> str:
     return "" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
@@ -278,7 +283,7 @@ def headline(rows: list[dict[str, Any]]) -> str:
            "| method | " + " | ".join(scens) + " | ms / set |", "|---|" + "---|" * (len(scens) + 1)]
     for m in methods:
         per_set = np.median([r["per_set"] for r in rows if r["method"] == m])
-        out.append(f"| {m} | " + " | ".join(cell(sc, m, "rho") for sc in scens) + f" | {1e3 * per_set:.3g} |")
+        out.append(f"| {m} | " + " | ".join(cell(sc, m, "rho") for sc in scens) + f" | {_ms(per_set)} |")
     ratios = [k for k in RATIOS if any(k in r for r in rows)]
     if ratios:
         out += ["", f"Value of a pure redundant or irrelevant set / value of a pure fresh set of the same size "
