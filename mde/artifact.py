@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import zipfile
 from typing import Any
@@ -28,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mde.errors import ArtifactError
 from mde.sealing import CKKSParams, Layout
 
-__all__ = ["ArtifactManifest", "ARTIFACT_FORMAT", "ARTIFACT_FORMAT_VERSION", "write_artifact", "read_artifact", "write_zip", "zip_bytes"]
+__all__ = ["ArtifactManifest", "ARTIFACT_FORMAT", "ARTIFACT_FORMAT_VERSION", "ManifestBase", "write_artifact", "read_artifact",
+           "open_manifest_zip", "check_artifact", "manifest_format", "write_manifest_zip", "write_zip", "zip_bytes"]
 
 ARTIFACT_FORMAT = "mde-artifact"
 ARTIFACT_FORMAT_VERSION = 1
@@ -37,21 +39,26 @@ _MANIFEST_HASH = "manifest.sha256"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: every archive byte is then checkable
 
 
-class ArtifactManifest(BaseModel):
-    """Everything a data owner needs to know about an artifact, besides its members."""
+class ManifestBase(BaseModel):
+    """Fields every artifact manifest has (sealed-value and hidden mode)."""
 
     model_config = ConfigDict(frozen=True)
 
-    format: str = ARTIFACT_FORMAT
     format_version: int = ARTIFACT_FORMAT_VERSION
     mde_version: str
     artifact_id: str
     proxy_kind: str
-    mode: str = "sealed-value"
     n_features: int = Field(ge=1)
     feature_names: list[str] | None = None
-    psi_dim: int = Field(ge=1)
     classes: list[Any]
+
+
+class ArtifactManifest(ManifestBase):
+    """Everything a data owner needs to know about an artifact, besides its members."""
+
+    format: str = ARTIFACT_FORMAT
+    mode: str = "sealed-value"
+    psi_dim: int = Field(ge=1)
     ckks: CKKSParams
     layout: Layout
     members: dict[str, str]
@@ -64,10 +71,15 @@ def _sha256(data: bytes) -> str:
 def write_artifact(path: str | os.PathLike[str], manifest_fields: dict[str, Any], members: dict[str, bytes]) -> tuple[ArtifactManifest, str]:
     """Write an artifact; return its manifest and content hash (SHA-256 of the manifest)."""
     manifest = ArtifactManifest(**manifest_fields, members={k: _sha256(v) for k, v in members.items()})
+    return manifest, write_manifest_zip(path, manifest, members)
+
+
+def write_manifest_zip(path: str | os.PathLike[str], manifest: BaseModel, members: dict[str, bytes]) -> str:
+    """Write a manifest, its SHA-256 and the members as a canonical zip; return the SHA-256."""
     mbytes = manifest.model_dump_json(indent=2).encode()
     digest = _sha256(mbytes)
     write_zip(path, {_MANIFEST: mbytes, _MANIFEST_HASH: digest.encode(), **members})
-    return manifest, digest
+    return digest
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:
@@ -88,13 +100,14 @@ def write_zip(path: str | os.PathLike[str], files: dict[str, bytes]) -> None:
         fh.write(zip_bytes(files))
 
 
-def read_artifact(source: str | os.PathLike[str] | bytes) -> tuple[ArtifactManifest, str, dict[str, bytes]]:
-    """Read and verify an artifact: format, version, manifest hash and every member hash.
+def open_manifest_zip(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str, dict[str, bytes]]:
+    """Read a canonical artifact zip and check its manifest hash; return the manifest bytes,
+    their SHA-256 and the other members (not yet checked against the manifest).
 
     Raises
     ------
     ArtifactError
-        If the file is missing, not an artifact, of another version, or tampered.
+        If the file is missing, not an artifact zip, or modified outside its members.
     """
     try:
         if isinstance(source, (bytes, bytearray)):
@@ -117,6 +130,30 @@ def read_artifact(source: str | os.PathLike[str] | bytes) -> tuple[ArtifactManif
     digest = files.pop(_MANIFEST_HASH).decode(errors="replace").strip()
     if _sha256(mbytes) != digest:
         raise ArtifactError("artifact manifest was modified (its SHA-256 does not match); refusing it.")
+    return mbytes, digest, files
+
+
+def manifest_format(mbytes: bytes) -> str:
+    """The ``format`` field of a (hash-checked) manifest, to tell artifact kinds apart."""
+    try:
+        return str(json.loads(mbytes).get("format"))
+    except (ValueError, AttributeError) as exc:
+        raise ArtifactError(f"artifact manifest is not a JSON object: {exc}") from exc
+
+
+def read_artifact(source: str | os.PathLike[str] | bytes) -> tuple[ArtifactManifest, str, dict[str, bytes]]:
+    """Read and verify an artifact: format, version, manifest hash and every member hash.
+
+    Raises
+    ------
+    ArtifactError
+        If the file is missing, not an artifact, of another version, or tampered.
+    """
+    return check_artifact(*open_manifest_zip(source))
+
+
+def check_artifact(mbytes: bytes, digest: str, files: dict[str, bytes]) -> tuple[ArtifactManifest, str, dict[str, bytes]]:
+    """Validate a sealed-value manifest read by :func:`open_manifest_zip` and its members."""
     try:
         manifest = ArtifactManifest.model_validate_json(mbytes)
     except ValidationError as exc:

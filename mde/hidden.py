@@ -29,12 +29,12 @@ import os
 import struct
 import uuid
 import zipfile
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mde.artifact import zip_bytes
+from mde.artifact import ManifestBase, zip_bytes
 from mde.commitment import Committer
 from mde.errors import ArtifactError, InputError, MDEError, require
 from mde.sealing import CKKSParams, check_params
@@ -65,20 +65,12 @@ def hidden_params(depth: int) -> CKKSParams:
     return CKKSParams(poly_modulus_degree=n, coeff_mod_bit_sizes=bits, global_scale_bits=40, mask_bound=2.0**14)
 
 
-class HiddenManifest(BaseModel):
+class HiddenManifest(ManifestBase):
     """What the data owner gets in hidden mode: shapes and parameters, no weights."""
-
-    model_config = ConfigDict(frozen=True)
 
     format: str = HIDDEN_FORMAT
     format_version: int = HIDDEN_FORMAT_VERSION
-    mde_version: str
-    artifact_id: str
-    proxy_kind: str
     mode: str = "hidden"
-    n_features: int = Field(ge=1)
-    feature_names: list[str] | None = None
-    classes: list[Any]
     inputs: dict[str, int]
     ckks: CKKSParams
     depth: int = Field(ge=1)
@@ -123,10 +115,40 @@ def _split(data: bytes) -> list[bytes]:
     return out
 
 
-class EncryptedRecords(BaseModel):
+class _Message(BaseModel):
+    """A hidden-mode message: JSON header fields plus binary members (``blob_field``: a
+    bytes field sent as member ``blob_member``, or a dict field sent as its members)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ClassVar[str]
+    blob_field: ClassVar[str | None] = None
+    blob_member: ClassVar[str | None] = None
+
+    def to_bytes(self) -> bytes:
+        if self.blob_field is None:
+            return _pack(self.kind, self.model_dump(), {})
+        value = getattr(self, self.blob_field)
+        blobs = {self.blob_member: value} if self.blob_member else value
+        return _pack(self.kind, self.model_dump(exclude={self.blob_field}), blobs)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Any:
+        head, blobs = _unpack(data, cls.kind)
+        fields = {k: v for k, v in head.items() if k in cls.model_fields}
+        try:
+            if cls.blob_field is not None:
+                fields[cls.blob_field] = blobs[cls.blob_member] if cls.blob_member else blobs
+            return cls(**fields)
+        except (KeyError, ValidationError) as exc:
+            raise ProtocolError(f"{cls.kind} message is invalid: {exc}") from exc
+
+
+class EncryptedRecords(_Message):
     """Data owner -> model owner: encrypted records, public context and commitment."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    kind: ClassVar[str] = "encrypted-records"
+    blob_field: ClassVar[str | None] = "blobs"
 
     artifact_id: str
     manifest_sha256: str
@@ -136,91 +158,39 @@ class EncryptedRecords(BaseModel):
     commitment: str
     blobs: dict[str, bytes]
 
-    def to_bytes(self) -> bytes:
-        return _pack("encrypted-records", self.model_dump(exclude={"blobs"}), self.blobs)
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> EncryptedRecords:
-        head, blobs = _unpack(data, "encrypted-records")
-        return cls._build(head, blobs)
-
-    @classmethod
-    def _build(cls, head: dict[str, Any], blobs: dict[str, bytes]) -> Any:
-        try:
-            return cls(**{k: v for k, v in head.items() if k in cls.model_fields}, blobs=blobs)
-        except ValidationError as exc:
-            raise ProtocolError(f"message header is invalid: {exc}") from exc
-
-
-class MaskedResult(BaseModel):
+class MaskedResult(_Message):
     """Model owner -> data owner: one masked ciphertext of per-slot score sums."""
 
-    model_config = ConfigDict(frozen=True)
+    kind: ClassVar[str] = "masked-result"
+    blob_field: ClassVar[str | None] = "ciphertext"
+    blob_member: ClassVar[str | None] = "score.ckks"
 
     artifact_id: str
     request_id: str
     result_id: str
     ciphertext: bytes
 
-    def to_bytes(self) -> bytes:
-        return _pack("masked-result", self.model_dump(exclude={"ciphertext"}), {"score.ckks": self.ciphertext})
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> MaskedResult:
-        head, blobs = _unpack(data, "masked-result")
-        try:
-            return cls(**{k: head[k] for k in ("artifact_id", "request_id", "result_id")},
-                       ciphertext=blobs["score.ckks"])
-        except (KeyError, ValidationError) as exc:
-            raise ProtocolError(f"masked-result message is invalid: {exc}") from exc
-
-
-class PartialResult(BaseModel):
+class PartialResult(_Message):
     """Data owner -> model owner: the flooded sum of the decrypted slots (one number)."""
 
-    model_config = ConfigDict(frozen=True)
+    kind: ClassVar[str] = "partial-result"
 
     artifact_id: str
     request_id: str
     result_id: str
     value: float
 
-    def to_bytes(self) -> bytes:
-        return _pack("partial-result", self.model_dump(), {})
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> PartialResult:
-        head, _ = _unpack(data, "partial-result")
-        try:
-            return cls(**{k: head[k] for k in ("artifact_id", "request_id", "result_id", "value")})
-        except (KeyError, ValidationError) as exc:
-            raise ProtocolError(f"partial-result message is invalid: {exc}") from exc
-
 
 # -- artifact -----------------------------------------------------------------------------------
-def write_hidden_artifact(path: str | os.PathLike[str], manifest: HiddenManifest) -> str:
-    """Write a hidden-mode artifact (manifest only); return its content hash."""
-    mbytes = manifest.model_dump_json(indent=2).encode()
-    digest = hashlib.sha256(mbytes).hexdigest()
-    with open(path, "wb") as fh:
-        fh.write(zip_bytes({"manifest.json": mbytes, "manifest.sha256": digest.encode()}))
-    return digest
-
-
-def read_hidden_manifest(raw: bytes) -> tuple[HiddenManifest, str]:
-    """Parse and check a hidden-mode artifact (hash, format, safe CKKS parameters)."""
+def check_hidden_manifest(mbytes: bytes, files: dict[str, bytes]) -> HiddenManifest:
+    """Validate a hidden-mode manifest read by :func:`mde.artifact.open_manifest_zip`
+    (no other members, safe CKKS parameters, enough flooding noise)."""
+    if files:
+        raise ArtifactError(f"hidden-mode artifact holds members {sorted(files)}; it must hold the manifest only.")
     try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
-            files = {n: zf.read(n) for n in zf.namelist()}
-    except Exception as exc:
-        raise ArtifactError(f"not a readable MDE artifact: {exc}") from exc
-    if set(files) != {"manifest.json", "manifest.sha256"} or raw != zip_bytes(files):
-        raise ArtifactError("hidden-mode artifact holds other members or was modified; refusing it.")
-    digest = hashlib.sha256(files["manifest.json"]).hexdigest()
-    if files["manifest.sha256"].decode(errors="replace").strip() != digest:
-        raise ArtifactError("artifact manifest was modified (its SHA-256 does not match); refusing it.")
-    try:
-        manifest = HiddenManifest.model_validate_json(files["manifest.json"])
+        manifest = HiddenManifest.model_validate_json(mbytes)
     except ValidationError as exc:
         raise ArtifactError(f"hidden-mode manifest is invalid: {exc}") from exc
     if manifest.format_version != HIDDEN_FORMAT_VERSION:
@@ -233,7 +203,7 @@ def read_hidden_manifest(raw: bytes) -> tuple[HiddenManifest, str]:
                             f"at least {MIN_FLOOD_SIGMA:g} is needed to hide the CKKS error.")
     if manifest.inputs != {"X": manifest.n_features, "Y": len(manifest.classes)}:
         raise ArtifactError("hidden-mode artifact's input shapes do not match its features and classes.")
-    return manifest, digest
+    return manifest
 
 
 def secret_context(params: CKKSParams) -> Any:

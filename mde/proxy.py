@@ -369,17 +369,18 @@ class Proxy(ABC):
             )
 
     # -- hidden-proxy mode ----------------------------------------------------------------
-    def _hidden_plan(self, info: dict[str, Any]) -> tuple[Any, bytes]:
+    def _hidden_plan(self, info: dict[str, Any]) -> Any:
         from mde.encrypted_graph import check_graph
 
         graph = self.score_graph(info["scale"])  # type: ignore[attr-defined]
         return check_graph(graph, {"X": self.n_features_in_, "Y": len(self.classes_)},
-                           len(info["ckks"]["coeff_mod_bit_sizes"]) - 2), graph
+                           len(info["ckks"]["coeff_mod_bit_sizes"]) - 2)
 
     def _export_hidden(self, path: str | os.PathLike[str]) -> str:
         from mde import __version__
+        from mde.artifact import write_manifest_zip
         from mde.encrypted_graph import check_graph
-        from mde.hidden import HiddenManifest, hidden_params, write_hidden_artifact
+        from mde.hidden import HiddenManifest, hidden_params
 
         if not hasattr(self, "score_graph"):
             raise InputError(f"the {self.kind!r} proxy has no CKKS-evaluable score; build kind='influence-poly' "
@@ -394,7 +395,7 @@ class Proxy(ABC):
                                   n_features=self.n_features_in_, feature_names=getattr(self, "feature_names_in_", None),
                                   classes=[as_native(c) for c in self.classes_], inputs=inputs, ckks=params, depth=depth,
                                   flood_sigma=2.0**-10)
-        digest = write_hidden_artifact(path, manifest)
+        digest = write_manifest_zip(path, manifest, {})
         self.artifacts_[artifact_id] = {"mode": "hidden", "manifest_sha256": digest, "scale": scale,
                                         "flood_sigma": manifest.flood_sigma, "ckks": params.model_dump(),
                                         "artifact_bytes": os.path.getsize(path), "pending": {}}
@@ -451,7 +452,7 @@ class Proxy(ABC):
         if set(request.blobs) != expected or request.n_records > request.n_batches * params.slots:
             raise ProtocolError(f"request holds members {sorted(request.blobs)[:5]}...; expected {request.n_batches} "
                                 "batches of X and Y ciphertexts for its record count.")
-        plan, _ = self._hidden_plan(info)
+        plan = self._hidden_plan(info)
         total = None
         for b in range(request.n_batches):
             try:

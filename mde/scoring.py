@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from mde.artifact import ArtifactManifest, read_artifact
+from mde.artifact import ArtifactManifest, check_artifact, manifest_format, open_manifest_zip
 from mde.commitment import Committer
 from mde.errors import ArtifactError, InputError, require
+from mde.hidden import HIDDEN_FORMAT, HiddenClient, check_hidden_manifest
 from mde.membership import MembershipSketch
 from mde.sealed import SealedScore
 from mde.sealing import aggregate_exponent, check_params, make_layout, seal_blocks
@@ -19,7 +20,7 @@ from mde.validation import check_finite, check_matrix, encode_labels
 __all__ = ["Scorer", "load_artifact"]
 
 
-def load_artifact(path: str | os.PathLike[str] | bytes) -> Scorer:
+def load_artifact(path: str | os.PathLike[str] | bytes) -> Scorer | HiddenClient:
     """Load and verify a public artifact (every member hash, the version, no secret key).
 
     Returns a :class:`Scorer` for sealed-value artifacts and a
@@ -30,23 +31,10 @@ def load_artifact(path: str | os.PathLike[str] | bytes) -> Scorer:
     ArtifactError
         If the artifact is tampered, of another version, or holds a secret key.
     """
-    raw = path if isinstance(path, (bytes, bytearray)) else _read(path)
-    if b'"format": "mde-hidden-artifact"' in raw:
-        from mde.hidden import HiddenClient, read_hidden_manifest
-
-        return HiddenClient(*read_hidden_manifest(bytes(raw)))  # type: ignore[return-value]
-    manifest, digest, members = read_artifact(bytes(raw))
-    return Scorer(manifest, digest, members)
-
-
-def _read(path: str | os.PathLike[str]) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except FileNotFoundError as exc:
-        raise ArtifactError(f"artifact file {os.fspath(path)!s} does not exist.") from exc
-    except OSError as exc:
-        raise ArtifactError(f"cannot read artifact file {os.fspath(path)!s}: {exc}") from exc
+    mbytes, digest, files = open_manifest_zip(path)
+    if manifest_format(mbytes) == HIDDEN_FORMAT:
+        return HiddenClient(check_hidden_manifest(mbytes, files), digest)
+    return Scorer(*check_artifact(mbytes, digest, files))
 
 
 class Scorer:
