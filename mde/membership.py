@@ -61,20 +61,20 @@ class MembershipSketch:
 
     def fit(self, X: np.ndarray, y_idx: np.ndarray, random_state: int | np.random.Generator | None = None) -> MembershipSketch:
         """Sketch validated training records ``X`` (n, d) with class indices ``y_idx``."""
-        X32 = np.asarray(X, dtype=np.float32).astype(np.float64)
-        if X32.shape[0] < 2:
+        Xf = np.asarray(X, dtype=np.float64)
+        if Xf.shape[0] < 2:
             raise InputError("a membership sketch needs at least 2 training records.")
         rng = np.random.default_rng(random_state)
-        self.mean_ = X32.mean(axis=0)
-        _, s, vt = np.linalg.svd(X32 - self.mean_, full_matrices=False)
-        std = s / np.sqrt(X32.shape[0] - 1)
+        self.mean_ = Xf.mean(axis=0)
+        _, s, vt = np.linalg.svd(Xf - self.mean_, full_matrices=False)
+        std = s / np.sqrt(Xf.shape[0] - 1)
         k = int(min(self.n_components, np.sum(std > 1e-9 * max(std[0], 1e-300))))
         if k < 1:
             raise InputError("training records are all identical; a membership sketch needs some spread.")
         self.projection_ = vt[:k].T / (std[:k] * self.width)
         self.offsets_ = rng.uniform(0.0, 1.0, (self.n_tables, k))
         self.multipliers_ = rng.integers(0, 2**63, (self.n_tables, k + 2), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-        self.hashes_ = np.unique(self._hashes(X32, np.asarray(y_idx, dtype=np.int64)).ravel())
+        self.hashes_ = np.unique(self._hashes(Xf, np.asarray(y_idx, dtype=np.int64)).ravel())
         return self
 
     @property
@@ -83,21 +83,19 @@ class MembershipSketch:
 
     def _hashes(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         """(n_tables, n) uint64 hashes of each record's cell and label in each grid."""
-        z = (np.asarray(X, dtype=np.float32).astype(np.float64) - self.mean_) @ self.projection_
-        out = np.empty((self.n_tables, z.shape[0]), dtype=np.uint64)
-        label = y_idx.astype(np.uint64)
+        z = np.asarray(X, dtype=np.float64) @ self.projection_ - self.mean_ @ self.projection_
+        zt = np.ascontiguousarray(z.T)  # (k, n): the sum over k below runs over whole rows
+        cells = np.floor(zt[None, :, :] + self.offsets_[:, :, None]).astype(np.int64).view(np.uint64)
+        m = self.multipliers_
         with np.errstate(over="ignore"):
-            for t in range(self.n_tables):
-                cells = np.floor(z + self.offsets_[t]).astype(np.int64).view(np.uint64)
-                m = self.multipliers_[t]
-                h = (cells * m[:-2]).sum(axis=1, dtype=np.uint64) + label * m[-2] + m[-1]
-                out[t] = _mix(h)
-        return out
+            cells *= m[:, :-2, None]  # wrapping uint64 arithmetic, all tables at once
+            h = cells.sum(axis=1, dtype=np.uint64) + y_idx.astype(np.uint64) * m[:, -2:-1] + m[:, -1:]
+            return _mix(h)
 
     def known(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         """Boolean mask: which records are at or near a training record with the same label."""
         h = self._hashes(X, np.asarray(y_idx, dtype=np.int64))
-        pos = np.clip(np.searchsorted(self.hashes_, h), 0, len(self.hashes_) - 1)
+        pos = np.minimum(np.searchsorted(self.hashes_, h), len(self.hashes_) - 1)
         return np.any(self.hashes_[pos] == h, axis=0)
 
     # -- serialisation (no pickle) --------------------------------------------------------
