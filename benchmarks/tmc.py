@@ -3,8 +3,8 @@ utility, for thousands of records.
 
 ``pricing.shapley.permutation_shapley`` calls ``U(subset)`` once per prefix and caches every
 subset, which costs O(N^2) time and memory per permutation for N in the thousands. Here the
-utility of :func:`mde.utility.proxy_utility` for head proxies (one Newton step of the head,
-``theta_S = theta - H^-1 sum_S psi / n_train``, exact test log-loss there) is evaluated for
+utility of :func:`mde.utility.proxy_utility` for head proxies (one Newton step of the head
+on D_tr plus the prefix, :class:`mde.utility.HeadNewtonStep`, exact test log-loss there) is evaluated for
 a chunk of consecutive prefixes at once from a running sum of psi, and a permutation stops
 at the first prefix whose utility is within ``tolerance * |U(all)|`` of ``U(all)`` (later
 records get a zero marginal in that permutation).
@@ -28,19 +28,20 @@ PrefixUtility = Callable[[np.ndarray, np.ndarray], np.ndarray]
 class HeadPrefixUtility:
     """``mde.utility.proxy_utility`` of a head proxy, evaluated on prefixes of a permutation.
 
-    ``self(start_sum, order)`` returns ``U(S_0 + order[:1]), ..., U(S_0 + order)`` where the
-    records of ``S_0`` have summed psi ``start_sum``.
+    ``self(start_sum, order, start_size)`` returns ``U(S_0 + order[:1]), ..., U(S_0 + order)``
+    where the ``start_size`` records of ``S_0`` have summed psi ``start_sum``.
     """
 
     def __init__(self, proxy: Any, X: Any, y: Any, X_test: Any, y_test: Any, X_train: Any) -> None:
-        from mde.influence import _head_psi, head_hessian, head_test_loss
+        from mde.influence import _head_psi, head_test_loss
+        from mde.utility import HeadNewtonStep
 
         Xa, yi = proxy._validate(X, y)
         Xt, self.y_test = proxy._validate(X_test, y_test)
         Xtr = np.asarray(X_train, dtype=float)
         theta = proxy.theta_
         self.theta = theta
-        self.H_inv = np.linalg.inv(head_hessian(proxy._phi(Xtr), theta, float(proxy.l2)))
+        self.newton = HeadNewtonStep(proxy, Xtr)
         self.psi = _head_psi(proxy._phi(Xa), theta, yi)
         self.phi_test = proxy._phi(Xt)
         self.n_train = Xtr.shape[0]
@@ -50,9 +51,10 @@ class HeadPrefixUtility:
     def n_players(self) -> int:
         return self.psi.shape[0]
 
-    def __call__(self, start_sum: np.ndarray, order: np.ndarray) -> np.ndarray:
+    def __call__(self, start_sum: np.ndarray, order: np.ndarray, start_size: int = 0) -> np.ndarray:
         sums = start_sum + np.cumsum(self.psi[order], axis=0)
-        thetas = self.theta[None] - (sums @ self.H_inv.T / self.n_train).reshape(len(order), *self.theta.shape)
+        steps = self.newton(sums, start_size + np.arange(1, len(order) + 1))
+        thetas = self.theta[None] - steps.reshape(len(order), *self.theta.shape)
         k = self.theta.shape[0]
         logits = (self.phi_test @ thetas.reshape(-1, thetas.shape[2]).T).reshape(len(self.y_test), len(order), k)
         top = logits.max(axis=2, keepdims=True)
@@ -109,7 +111,7 @@ def tmc_shapley(
         running, prev, pos = np.zeros(m), 0.0, 0
         while pos < n:
             order = perm[pos : pos + chunk]
-            u = prefix_utility(running, order)
+            u = prefix_utility(running, order, pos)
             evaluations += len(order)
             close = np.flatnonzero(np.abs(full - u) <= tolerance * abs(full))
             stop = close[0] + 1 if close.size else len(order)

@@ -21,7 +21,7 @@ def test_prefix_utility_is_the_proxy_refit_utility(digits, proxy):
     for k in (1, 7, 150, len(order)):
         assert prefixes[k - 1] == pytest.approx(U(tuple(sorted(order[:k].tolist()))), rel=1e-9, abs=1e-12)
     # continuing from a running sum gives the same prefixes as starting from scratch
-    tail = P(P.psi[order[:100]].sum(axis=0), order[100:])
+    tail = P(P.psi[order[:100]].sum(axis=0), order[100:], 100)
     np.testing.assert_allclose(tail, prefixes[100:], rtol=1e-9, atol=1e-12)
 
 

@@ -151,6 +151,26 @@ def test_proxy_utilities_match_their_proxies(digits, model):
     assert Uh(tuple(range(8))) != pytest.approx(sum(Uh((i,)) for i in range(8)), rel=1e-6)  # not additive
 
 
+def test_head_newton_step_is_exact_for_copies_of_the_training_set(digits, model):
+    """S = D_tr: S's Hessian is D_tr's exactly, so the step is the true Newton step on the union."""
+    from mde.influence import _head_psi, head_hessian
+    from mde.utility import HeadNewtonStep
+
+    head = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8,
+                           exclude_known=False, random_state=0)
+    newton = HeadNewtonStep(head, digits.Xtr)
+    phi = head._phi(digits.Xtr)
+    g = _head_psi(phi, head.theta_, digits.ytr).sum(axis=0)
+    n = len(digits.ytr)
+    for copies in (1, 3):
+        H_union = head_hessian(np.vstack([phi] * (copies + 1)), head.theta_, 0.0) * (copies + 1) + head.l2 * np.eye(g.size)
+        exact = np.linalg.solve(H_union, copies * g / n)
+        np.testing.assert_allclose(newton(copies * g, np.array([copies * n]))[0], exact, rtol=1e-8, atol=1e-12)
+    # an empty S (size 0) is the plain influence step H^-1 g / n
+    H = head_hessian(phi, head.theta_, head.l2)
+    np.testing.assert_allclose(newton(g, np.array([0]))[0], np.linalg.solve(H, g / n), rtol=1e-8, atol=1e-12)
+
+
 def test_group_testing_with_its_theorem_3_count_meets_epsilon():
     T = group_testing_count(8, epsilon=0.5, delta=0.05, utility_range=1.0)
     res = group_testing_shapley(voting, 8, epsilon=0.5, delta=0.05, utility_range=1.0, random_state=3)
