@@ -89,7 +89,7 @@ def test_nearly_constant_features_do_not_blow_up_noise_records():
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000)).fit(Xtr, ytr)
     p = mde.build_proxy(model, Xtr, ytr, Xte, yte, kind="student", exclude_known=False, random_state=0)
     sd = Xtr.std(axis=0)
-    assert np.all(p.sd_ >= 0.1 * sd.mean() - 1e-9)
+    assert np.all(p.sd_ >= 0.02 * sd.mean() - 1e-9)
     rng = np.random.default_rng(0)
     fresh = p.efficacy(Xf, yf)
     assert fresh > 0
