@@ -64,9 +64,10 @@ def run_demo(kind: str = "influence", seed: int = 0, mode: str = "sealed-value")
             print()
             path = os.path.join(tmp, f"artifact-{name}.mde")
             artifact_id = proxy.export(path)
-            _say("model owner", f"exports artifact {artifact_id[:8]}... ({os.path.getsize(path) / 1e3:.0f} kB: "
-                 "psi graph + Enc(w) + public key, no secret key)")
             scorer = mde.load_artifact(path)
+            sketch = " + membership sketch" if scorer.has_membership_sketch else ""
+            _say("model owner", f"exports artifact {artifact_id[:8]}... ({os.path.getsize(path) / 1e3:.0f} kB: "
+                 f"psi graph + Enc(w) + public key{sketch}, no secret key)")
             m = scorer.manifest
             _say("data owner", f"[{name}] sees: kind={m.proxy_kind}, {m.n_features} features, classes "
                  f"{m.classes[0]}..{m.classes[-1]}, psi dim {m.psi_dim}; w stays encrypted")

@@ -92,6 +92,11 @@ class Scorer:
     def classes(self) -> list[Any]:
         return list(self.manifest.classes)
 
+    @property
+    def has_membership_sketch(self) -> bool:
+        """Whether the artifact ships a membership sketch (its known records score zero)."""
+        return self._known is not None
+
     def _validate(self, X: Any, y: Any, finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
         Xa = check_matrix(X, self.manifest.n_features, finite=finite, feature_names=self.manifest.feature_names)
         return Xa, encode_labels(y, self.manifest.classes, Xa.shape[0])

@@ -73,6 +73,10 @@ def test_exclude_known_switches(model, digits, tmp_path):
     assert off.known_ is None and off.record_scores(digits.Xtr[:20], digits.ytr[:20]).any()
     off.export(tmp_path / "off.mde")
     assert "known.npz" not in mde.load_artifact(tmp_path / "off.mde").manifest.members
+    assert not mde.load_artifact(tmp_path / "off.mde").has_membership_sketch
+    on = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, random_state=0)
+    on.export(tmp_path / "on.mde")
+    assert mde.load_artifact(tmp_path / "on.mde").has_membership_sketch
     # "auto" declines when the data has too few directions for the cells to stay unlistable
     few = mde.build_proxy(_model_few(digits), digits.Xtr[:, 20:28], digits.ytr, digits.Xte[:, 20:28], digits.yte,
                           random_state=0)
