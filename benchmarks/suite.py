@@ -4,7 +4,9 @@
     python -m benchmarks.suite --quick  # smoke test, ~1 minute, run by CI (writes no files)
 
 Methods: the three proxies (plaintext; the influence proxy also sealed, one exported artifact
-per set as the protocol requires), gradient norm (seed 000 eq. 3), fine-tuning of the
+per set as the protocol requires, and self-calibrated: ``calibrate_with`` the black box's
+factory, 12 simulated purchases x 2 seeds on a 60/40 split of D_tr, grid n_components
+8/16/32 x l2 0.01/0.1/1), gradient norm (seed 000 eq. 3), fine-tuning of the
 influence head (seed 000 eq. 4: 16 full-batch gradient steps on D_tr + D at learning rates
 0.001, 0.1, 10), exact KNN-Shapley summed over the set, the proxy refit utility (one Newton
 step of the head, not additive), truncated Monte Carlo Data Shapley (Ghorbani & Zou 2019)
@@ -40,6 +42,7 @@ from mde.evaluation import rank_correlation
 Appraiser = Callable[[np.ndarray, np.ndarray], float]
 PROXIES = ("influence", "influence sealed", "tree", "student")
 TMC = "TMC Data Shapley (pooled)"
+CALIBRATED = "influence (self-calibrated)"
 DETERMINISTIC = {"logreg", "hgb"}  # refits with another seed are identical: one seed suffices
 # (scenario, numerator label, denominator labels): value of a pure bad set / pure fresh set
 RATIOS = {
@@ -62,6 +65,7 @@ class Config:
     kinds: list[str]  # proxies besides influence
     tmc_permutations: int
     tree_samples: int | None = None
+    calibrated: bool = False  # also build the influence proxy with calibrate_with=<black box factory>
 
 
 def _config(quick: bool) -> Config:
@@ -72,7 +76,7 @@ def _config(quick: bool) -> Config:
     return Config([(scenarios.label_noise(), 3),
                    (scenarios.class_prior(n_sets=20, repetitions=5, set_size=200), 1),
                    (scenarios.redundancy(), 3), (scenarios.irrelevance(), 3), (scenarios.size(), 3)],
-                  ["logreg", "mlp", "rf", "hgb", "cnn"], ["tree", "student"], tmc_permutations=20)
+                  ["logreg", "mlp", "rf", "hgb", "cnn"], ["tree", "student"], tmc_permutations=20, calibrated=True)
 
 
 def _fine_tune(proxy: Any, bb: Any, sc: Scenario, lr: float, steps: int = 16) -> Appraiser:
@@ -146,6 +150,13 @@ def _owner(sc: Scenario, bb_name: str, cfg: Config) -> dict[str, Any]:
             out[kind] = mde.build_proxy(bb, sc.X_train, sc.y_train, sc.X_test, sc.y_test, kind=kind,
                                         random_state=0, **opts)
             out["build"][kind] = time.perf_counter() - t0
+        if cfg.calibrated:
+            t0 = time.perf_counter()
+            p = mde.build_proxy(bb, sc.X_train, sc.y_train, sc.X_test, sc.y_test, kind="influence",
+                                random_state=0, calibrate_with=black_boxes()[bb_name])
+            out["build"][CALIBRATED] = time.perf_counter() - t0
+            out[CALIBRATED] = p
+            out["info"] = {CALIBRATED: {"chosen": p.calibration_["chosen"], "calibration rho": p.calibration_["rho"]}}
         _BUILT[key] = out
     return _BUILT[key]
 
@@ -164,6 +175,8 @@ def _methods(owner: dict[str, Any], sc: Scenario, kinds: list[str]) -> dict[str,
         return influence.open(mde.load_artifact(path).score(X, y)).efficacy
 
     out["influence sealed"] = sealed
+    if CALIBRATED in owner:
+        out[CALIBRATED] = owner[CALIBRATED].efficacy
     for kind in kinds:
         out[kind] = owner[kind].efficacy
     out["gradient norm"] = influence.gradient_norm
@@ -240,7 +253,7 @@ def _run(cfg: Config) -> tuple[list[dict[str, Any]], dict[str, dict[str, np.ndar
             for name, (v, times) in {**methods, "KNN-Shapley (sum)": knn}.items():
                 rows.append({**base, "method": name, "rho": _rho(v, gt), "seconds": float(np.sum(times)),
                              "per_set": float(np.median(times)), "build": owner["build"].get(name, 0.0),
-                             **_ratios(sc, v)})
+                             **owner.get("info", {}).get(name, {}), **_ratios(sc, v)})
                 curves[key][name] = v
             t0 = time.perf_counter()
             v, info = _tmc(owner["influence"], sc, cfg.tmc_permutations)
@@ -334,12 +347,26 @@ def tables(rows: list[dict[str, Any]]) -> str:
             cells += [f"{1e3 * per:.2f}", f"{retrain / per:,.0f}"]
         out.append(f"| {b} | {retrain:.2f} | " + " | ".join(cells) + " |")
     out.append("")
+    calibrated = [r for r in rows if r["method"] == CALIBRATED and "chosen" in r]
+    if calibrated:
+        out.append("### Self-calibration: what the influence proxy chose from the owner's own data\n")
+        out.append("| scenario | black box | chosen | rho on simulated purchases | rho against retraining |")
+        out.append("|---|---|---|---|---|")
+        for r in calibrated:
+            chosen = ", ".join(f"{k}={v:g}" for k, v in r["chosen"].items())
+            out.append(f"| {r['scenario']} | {r['black box']} | {chosen} | {r['calibration rho']:.2f} | {r['rho']:.2f} |")
+        out.append("")
     out.append("### Every row\n")
     out.append("| scenario | black box | method | rho | seconds | s / set | build s |\n|---|---|---|---|---|---|---|")
     for r in rows:
         out.append(f"| {r['scenario']} | {r['black box']} | {r['method']} | {r['rho']:.3f} | {r['seconds']:.3f} "
                    f"| {r['per_set']:.2g} | {_fmt(r.get('build', np.nan), 1)} |")
     return "\n".join(out) + "\n"
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """A result row with numpy scalars as floats (nested dicts too, e.g. calibration choices)."""
+    return {k: v if isinstance(v, str) else _jsonable(v) if isinstance(v, dict) else float(v) for k, v in row.items()}
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -363,7 +390,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if not args.quick:
         os.makedirs(RESULTS, exist_ok=True)
         with open(os.path.join(RESULTS, "suite_rows.json"), "w") as f:
-            json.dump([{k: (v if isinstance(v, str) else float(v)) for k, v in r.items()} for r in rows], f, indent=0)
+            json.dump([_jsonable(r) for r in rows], f, indent=0)
         with open(os.path.join(RESULTS, "suite_table.md"), "w") as f:
             gt = sum(r["seconds"] for r in rows if r["method"] == "retrain (ground truth)")
             f.write(f"# Fidelity suite\n\n`python -m benchmarks.suite`: {wall / 60:.1f} min on 2 shared cores, of which "

@@ -109,3 +109,15 @@ def test_quick_suite_runs_and_the_influence_proxy_tracks_retraining(capsys):
         retrain = by[("redundancy", bb, "retrain (ground truth)")]
         assert retrain["copies / fresh"] < 0.5  # retraining: copies of D_tr are worth less than fresh data
         assert retrain["per_set"] > 0
+
+
+def test_suite_rows_round_trip_through_json_with_calibration_choices():
+    import json
+
+    from benchmarks.suite import _jsonable
+
+    row = {"method": "influence (self-calibrated)", "rho": np.float64(0.87), "n_sets": 10,
+           "chosen": {"n_components": 16, "l2": np.float64(0.01)}, "calibration rho": np.float32(0.5)}
+    back = json.loads(json.dumps(_jsonable(row)))
+    assert back == {"method": "influence (self-calibrated)", "rho": 0.87, "n_sets": 10.0,
+                    "chosen": {"n_components": 16.0, "l2": 0.01}, "calibration rho": 0.5}
