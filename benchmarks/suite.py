@@ -1,7 +1,7 @@
 """Fidelity suite: every appraisal method against retraining, on every scenario, in one run.
 
     python -m benchmarks.suite          # 5 scenarios x 5 black boxes: ~25 min, ~11 min cached
-    python -m benchmarks.suite --quick  # smoke test, ~1 minute, run by CI (writes no files)
+    python -m benchmarks.suite --quick  # smoke test, ~1 minute, run by CI (writes no tables or plots, only its small ground-truth cache)
 
 Methods: the three proxies (plaintext; the influence proxy also sealed, one exported artifact
 per set as the protocol requires, and self-calibrated: ``calibrate_with`` the black box's
@@ -371,7 +371,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small smoke run (CI); writes no files")
+    ap.add_argument("--quick", action="store_true", help="small smoke run (CI); writes no tables or plots")
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--tables-from", metavar="JSON", help="only print the tables of a saved suite_rows.json")
     args = ap.parse_args(argv)
