@@ -92,11 +92,29 @@ class MembershipSketch:
             h = cells.sum(axis=1, dtype=np.uint64) + y_idx.astype(np.uint64) * m[:, -2:-1] + m[:, -1:]
             return _mix(h)
 
+    def _filter(self) -> tuple[np.ndarray, np.uint64]:
+        """Direct-address table of the stored hashes' low bits (built on first use, not stored):
+        most lookups miss it, and only the hits pay for the binary search."""
+        if getattr(self, "_filter_src", None) is not self.hashes_:
+            bits = int(np.clip(np.ceil(np.log2(16 * max(len(self.hashes_), 1))), 12, 24))
+            mask = np.uint64((1 << bits) - 1)
+            table = np.zeros(1 << bits, dtype=bool)
+            table[(self.hashes_ & mask).astype(np.intp)] = True
+            self._filter_table, self._filter_mask, self._filter_src = table, mask, self.hashes_
+        return self._filter_table, self._filter_mask
+
     def known(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         """Boolean mask: which records are at or near a training record with the same label."""
         h = self._hashes(X, np.asarray(y_idx, dtype=np.int64))
-        pos = np.minimum(np.searchsorted(self.hashes_, h), len(self.hashes_) - 1)
-        return np.any(self.hashes_[pos] == h, axis=0)
+        table, mask = self._filter()
+        hit = table[(h & mask).astype(np.intp)]
+        out = np.zeros(h.shape[1], dtype=bool)
+        if hit.any():
+            t, i = np.nonzero(hit)
+            cand = h[t, i]
+            pos = np.minimum(np.searchsorted(self.hashes_, cand), len(self.hashes_) - 1)
+            out[i[self.hashes_[pos] == cand]] = True
+        return out
 
     # -- serialisation (no pickle) --------------------------------------------------------
     def to_bytes(self) -> bytes:
