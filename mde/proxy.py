@@ -323,7 +323,8 @@ class Proxy(ABC):
 
         Every value (the total, and each record's score if the report has them) must match
         the plaintext recomputation within ``rtol`` of its own magnitude plus the sealing
-        noise (flooding and CKKS error, known from the artifact).
+        noise (flooding and CKKS error, known from the artifact). Scores are recomputed on
+        the records rounded to float32, the form the data owner scored and committed.
 
         Raises
         ------
@@ -339,6 +340,9 @@ class Proxy(ABC):
         info = self.artifacts_.get(report.artifact_id)
         if info is None:
             raise DeliveryError(f"report is for artifact {report.artifact_id!r}, which this proxy did not export.")
+        # recompute on the records as the data owner scored and committed them, float32: the
+        # sketch's cells are discontinuous, and a record on a cell edge may round across it
+        Xa = Xa.astype(np.float32).astype(np.float64)
         if info.get("mode") == "hidden":  # the score graph has no membership sketch
             scores = self._scores_batch(Xa, yi)
             # 8 sigma of the flooding noise, plus the CKKS error (~2^-20 per record, scaled units)

@@ -112,3 +112,33 @@ def test_tree_proxy_uses_the_sketch_too(model, digits):
                            random_state=0)
     assert np.all(tree.record_scores(digits.Xtr[:40], digits.ytr[:40]) == 0.0)
     assert np.any(tree.record_scores(digits.Xc[:40], digits.yc[:40]) != 0.0)
+
+
+def _edge_record(sketch: MembershipSketch, x0: np.ndarray, y0: int) -> np.ndarray:
+    """A record next to ``x0`` so close to a cell edge that rounding it to float32 moves it
+    across: known as float64 and not as float32, or the other way round."""
+    P = sketch.projection_
+    d = P[:, 0] / (P[:, 0] @ P[:, 0])  # moves the first coordinate by 1 per unit, the others not at all
+    a = (x0 - sketch.mean_) @ P[:, 0] + sketch.offsets_[0, 0]
+    edge = np.floor(a) + 1.0 - a
+    for t in edge + np.linspace(-1e-5, 1e-5, 4001):
+        x = (x0 + t * d)[None, :]
+        if sketch.known(x, np.array([y0])) != sketch.known(x.astype(np.float32).astype(np.float64), np.array([y0])):
+            return x
+    raise AssertionError("no record found on a cell edge")
+
+
+def test_delivery_recomputes_the_sketch_on_the_float32_records_that_were_scored(fresh_proxy, digits, tmp_path):
+    # one grid, so that crossing one cell edge changes whether the record is known
+    Xtr, ytr = fresh_proxy._validate(digits.Xtr, digits.ytr)
+    fresh_proxy.known_ = MembershipSketch(n_components=12, n_tables=1).fit(Xtr, ytr, 0)
+    x = _edge_record(fresh_proxy.known_, Xtr[0], int(ytr[0]))
+    y = digits.ytr[:1]
+    path = tmp_path / "a.mde"
+    fresh_proxy.export(path)
+    report = fresh_proxy.open(mde.load_artifact(path).score(x, y, per_record=True))
+    plain64 = fresh_proxy.record_scores(x, y)[0]
+    plain32 = fresh_proxy.record_scores(x.astype(np.float32), y)[0]
+    assert (plain64 == 0.0) != (plain32 == 0.0)  # the two roundings disagree on this record
+    assert report.record_scores[0] == pytest.approx(plain32, abs=1e-4)  # the data owner scored float32
+    fresh_proxy.verify_delivery(x, y, report)  # the honest data owner is not accused
