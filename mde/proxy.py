@@ -3,7 +3,8 @@ owner's half of the protocol (export, open, verify).
 
 Every proxy kind subclasses :class:`Proxy` and supplies ``_fit``, ``_psi_batch`` and
 ``_psi_onnx``; efficacy is always ``sum over records of <w, psi(x, y)>``, where records the
-membership sketch recognises as (near-)copies of training records score zero.
+membership sketch recognises as (near-)copies of training records, or as lying outside the
+training data's support, score zero.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ class Proxy(ABC):
             raise InputError(f"exclude_known must be True, False or 'auto'; got {mode!r}.")
         if mode is False:
             return None
-        sketch = MembershipSketch().fit(Xtr, ytr, np.random.default_rng(getattr(self, "random_state", None)))
+        sketch = MembershipSketch(outlier_margin=getattr(self, "outlier_margin", None)).fit(
+            Xtr, ytr, np.random.default_rng(getattr(self, "random_state", None)))
         if mode == "auto" and sketch.n_components_ < _MIN_SKETCH_COMPONENTS:
             return None
         return sketch
@@ -124,7 +126,7 @@ class Proxy(ABC):
     def _record_scores(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         scores = self._scores_batch(X, y_idx)
         if getattr(self, "known_", None) is not None:
-            scores = np.where(self.known_.known(X, y_idx), 0.0, scores)
+            scores = np.where(self.known_.excluded(X, y_idx), 0.0, scores)
         return scores
 
     def known(self, X: Any, y: Any) -> np.ndarray:
@@ -134,6 +136,14 @@ class Proxy(ABC):
         if getattr(self, "known_", None) is None:
             return np.zeros(Xa.shape[0], dtype=bool)
         return self.known_.known(Xa, yi)
+
+    def excluded(self, X: Any, y: Any) -> np.ndarray:
+        """Boolean mask of the records that score zero: known to the membership sketch or
+        outside the training support (``outlier_margin``). All False without a sketch."""
+        Xa, yi = self._validate(X, y)
+        if getattr(self, "known_", None) is None:
+            return np.zeros(Xa.shape[0], dtype=bool)
+        return self.known_.excluded(Xa, yi)
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (scikit-learn convention: read from ``__init__``'s signature)."""

@@ -115,6 +115,14 @@ class Scorer:
             return np.zeros(Xa.shape[0], dtype=bool)
         return self._known.known(Xa, yi)
 
+    def excluded(self, X: Any, y: Any) -> np.ndarray:
+        """Boolean mask of the records that score zero: known to the membership sketch or
+        outside the model owner's training support. All False without a sketch."""
+        Xa, yi = self._validate(X, y)
+        if self._known is None:
+            return np.zeros(Xa.shape[0], dtype=bool)
+        return self._known.excluded(Xa, yi)
+
     def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         out = self._session.run(["psi"], {"X": np.ascontiguousarray(X, dtype=np.float32),
                                           "y": np.ascontiguousarray(y_idx, dtype=np.int64)})[0]
@@ -175,7 +183,7 @@ class Scorer:
                 pending.append(hasher.submit(committer.update, xb, yb))
                 psi = self._psi_batch(xb, yb)
                 if self._known is not None:
-                    psi[self._known.known(xb, yb)] = 0.0  # known training records are worth nothing
+                    psi[self._known.excluded(xb, yb)] = 0.0  # known or outlying records are worth nothing
                 if per_record:
                     per.append(psi.astype(np.float64))
                 else:

@@ -61,6 +61,10 @@ class StudentProxy(HeadProxy):
         Ship a membership sketch of ``X_train`` (:mod:`mde.membership`) so that copies and
         near-copies of training records score zero. ``"auto"``: on when the training data
         has at least 12 principal directions (with fewer, the sketch's cells could be listed).
+    outlier_margin : float or None
+        With the sketch, records farther from the training data's principal subspace than
+        ``outlier_margin`` times the farthest training record (records from another
+        distribution) score zero too. None: no outlier screen.
     random_state : int, optional
     """
 
@@ -81,6 +85,7 @@ class StudentProxy(HeadProxy):
         projection_dim: int | None = None,
         batch_size: int = 256,
         exclude_known: bool | str = "auto",
+        outlier_margin: float | None = 1.1,
         random_state: int | None = None,
     ) -> None:
         self.hidden = hidden
@@ -95,6 +100,7 @@ class StudentProxy(HeadProxy):
         self.projection_dim = projection_dim
         self.batch_size = batch_size
         self.exclude_known = exclude_known
+        self.outlier_margin = outlier_margin
         self.random_state = random_state
 
     def _fit(self, bb: Any, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> None:

@@ -67,6 +67,10 @@ class TreeProxy(Proxy):
         Ship a membership sketch of ``X_train`` (:mod:`mde.membership`) so that copies and
         near-copies of training records score zero. ``"auto"``: on when the training data
         has at least 12 principal directions (with fewer, the sketch's cells could be listed).
+    outlier_margin : float or None
+        With the sketch, records farther from the training data's principal subspace than
+        ``outlier_margin`` times the farthest training record (records from another
+        distribution) score zero too. None: no outlier screen.
     random_state : int, optional
     """
 
@@ -81,6 +85,7 @@ class TreeProxy(Proxy):
         max_dim: int = 20,
         alpha: float = 5.0,
         exclude_known: bool | str = "auto",
+        outlier_margin: float | None = 1.1,
         random_state: int | None = None,
     ) -> None:
         self.max_leaves = max_leaves
@@ -89,6 +94,7 @@ class TreeProxy(Proxy):
         self.max_dim = max_dim
         self.alpha = alpha
         self.exclude_known = exclude_known
+        self.outlier_margin = outlier_margin
         self.random_state = random_state
 
     def _fit(self, bb: Any, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> None:

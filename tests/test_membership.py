@@ -142,3 +142,76 @@ def test_delivery_recomputes_the_sketch_on_the_float32_records_that_were_scored(
     assert (plain64 == 0.0) != (plain32 == 0.0)  # the two roundings disagree on this record
     assert report.record_scores[0] == pytest.approx(plain32, abs=1e-4)  # the data owner scored float32
     fresh_proxy.verify_delivery(x, y, report)  # the honest data owner is not accused
+
+
+# -- outlier screen: records far from the training data's principal subspace -----------------
+
+
+def _brute_force_distance(Xtr: np.ndarray, k: int, X: np.ndarray) -> np.ndarray:
+    """Distance of each record from D_tr's top-k principal subspace, by explicit projection."""
+    mu = Xtr.mean(axis=0)
+    V = np.linalg.svd(Xtr - mu, full_matrices=False)[2][:k]
+    C = X - mu
+    return np.linalg.norm(C - (C @ V.T) @ V, axis=1)
+
+
+def test_outlier_screen_matches_explicit_projection(digits):
+    sketch = MembershipSketch(n_components=12, outlier_margin=1.1).fit(digits.Xtr, digits.ytr, 0)
+    d_tr = _brute_force_distance(digits.Xtr, 12, digits.Xtr)
+    assert sketch.outlier_threshold_ == pytest.approx(1.1 * d_tr.max(), rel=1e-9)
+    rng = np.random.default_rng(2)
+    X = np.vstack([digits.Xc, rng.uniform(0, 16, (50, 64)), digits.Xc[:50] * 1.6])
+    d = _brute_force_distance(digits.Xtr, 12, X)
+    np.testing.assert_allclose(np.sqrt(np.maximum(sketch._project(X)[1], 0)), d, rtol=1e-7, atol=1e-6)
+    np.testing.assert_array_equal(sketch.outside(X), d > sketch.outlier_threshold_)
+    assert not sketch.outside(digits.Xtr).any()  # a margin >= 1 keeps every training record
+    assert sketch.outside(X[300:350]).all()  # uniform noise images are far from the digits' subspace
+    assert sketch.outside(digits.Xc).mean() < 0.02
+    assert 0 < sketch.outside(X[350:]).sum() < 50  # the scaled digits straddle the threshold: a real test
+    y = np.r_[digits.yc, np.zeros(100, dtype=int)]
+    np.testing.assert_array_equal(sketch.excluded(X, y), sketch.known(X, y) | sketch.outside(X))
+
+
+def test_records_inside_the_subspace_are_never_outside(digits):
+    sketch = MembershipSketch(n_components=12).fit(digits.Xtr, digits.ytr, 0)
+    mu = digits.Xtr.mean(axis=0)
+    V = np.linalg.svd(digits.Xtr - mu, full_matrices=False)[2][:12]
+    far_along = mu + 1e3 * V[0] - 7e2 * V[5]  # far away, but along the principal directions
+    assert not sketch.outside(far_along[None, :])[0]
+
+
+def test_outlier_screen_switches_off(digits):
+    assert MembershipSketch(outlier_margin=None).fit(digits.Xtr, digits.ytr, 0).outlier_threshold_ == np.inf
+    # every direction kept: distances from the subspace are rounding error, so no screen
+    full = MembershipSketch(n_components=64).fit(digits.Xtr[:, 20:28], digits.ytr, 0)
+    assert full.outlier_threshold_ == np.inf and not full.outside(digits.Xc[:, 20:28] * 50).any()
+    for bad in (0.5, float("nan"), "1.1"):
+        with pytest.raises(mde.InputError, match="outlier_margin"):
+            MembershipSketch(outlier_margin=bad).fit(digits.Xtr, digits.ytr, 0)
+
+
+def test_outliers_score_zero_on_both_sides_and_the_threshold_travels(proxy, artifact, digits):
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.uniform(0, 16, (40, 64)), digits.Xc[:40]])
+    y = np.r_[rng.integers(0, 10, 40), digits.yc[:40]]
+    scores = proxy.record_scores(X, y)
+    assert proxy.excluded(X, y)[:40].all() and np.all(scores[:40] == 0.0)
+    assert np.all(proxy._scores_batch(*proxy._validate(X, y))[:40] != 0.0)  # the screen zeroes them
+    scorer = mde.load_artifact(artifact)
+    np.testing.assert_array_equal(scorer.excluded(X, y), proxy.excluded(X, y))
+    assert scorer._known.outlier_threshold_ == proxy.known_.outlier_threshold_
+    proxy.opened_.clear()
+    report = proxy.open(scorer.score(X, y, per_record=True), allow_repeat=True)
+    np.testing.assert_allclose(report.record_scores[:40], 0.0, atol=1e-4)
+    proxy.verify_delivery(X, y, report)
+
+
+def test_sketch_bytes_from_before_the_screen_load_without_it(proxy):
+    import io
+
+    s = proxy.known_
+    buf = io.BytesIO()
+    np.savez(buf, mean=s.mean_, projection=s.projection_, offsets=s.offsets_, multipliers=s.multipliers_,
+             hashes=s.hashes_, config=np.array([s.n_components, s.width, s.n_tables], dtype=np.float64))
+    old = MembershipSketch.from_bytes(buf.getvalue(), n_features=64)
+    assert old.outlier_threshold_ == np.inf and old.outlier_margin is None

@@ -222,10 +222,19 @@ def test_altered_record_scores_fail_delivery(exported, digits):
         proxy.verify_delivery(X, y, forged)
 
 
-def test_records_beyond_ckks_capacity_are_refused(exported, digits):
-    _, scorer = exported
+def test_records_beyond_ckks_capacity_are_refused(model, digits, tmp_path):
+    huge = digits.Xc[:5] * 1e9
+    unscreened = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8,
+                                 outlier_margin=None, random_state=0)
+    unscreened.export(tmp_path / "a.mde")
     with pytest.raises(mde.InputError, match="outside the range"):
-        scorer.score(digits.Xc[:5] * 1e9, digits.yc[:5])
+        mde.load_artifact(tmp_path / "a.mde").score(huge, digits.yc[:5])
+    # with the default outlier screen the same records are outside the support: they score zero
+    screened = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0)
+    assert screened.excluded(huge, digits.yc[:5]).all()
+    screened.export(tmp_path / "b.mde")
+    report = screened.open(mde.load_artifact(tmp_path / "b.mde").score(huge, digits.yc[:5]))
+    assert report.efficacy == pytest.approx(0.0, abs=1e-4)
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
