@@ -9,6 +9,8 @@ Members:
   (class indices), output ``psi`` float32 [n, m];
 - ``context.tenseal``: the public CKKS context (public key only, no secret key);
 - ``w_<i>.ckks``: the encrypted value vector, one ciphertext per chunk;
+- ``q_<i>.ckks`` (``order=2`` proxies): the encrypted pairwise values (upper triangle of
+  ``Q``, :func:`mde.sealing.pairwise_values`), laid out per ``pairwise_layout``;
 - ``known.npz`` (optional): the membership sketch of the training records
   (:mod:`mde.membership`); records it recognises score zero.
 
@@ -61,6 +63,7 @@ class ArtifactManifest(ManifestBase):
     psi_dim: int = Field(ge=1)
     ckks: CKKSParams
     layout: Layout
+    pairwise_layout: Layout | None = None
     members: dict[str, str]
 
 

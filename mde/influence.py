@@ -12,6 +12,14 @@ so ``<w, psi(z)>`` is the first-order reduction of the head's mean test log-loss
 when ``z`` is added to the ``n_train`` training records (Koh & Liang; seed 000 eq. 7 with
 the sign turned so that useful is positive). The efficacy of a set is the sum over its
 records (additive, first order).
+
+With ``order=2`` the proxy also keeps the pairwise term of the Taylor expansion: for a set
+with summed features ``s``, ``A = <w, s>`` and ``B = s^T Q s`` with
+``Q = H^-1 H_test H^-1 / n_train^2`` (``H_test`` the test loss Hessian), and the efficacy is
+the best reduction of the quadratic model along the influence step,
+``max over t in [0, 1] of t A - t^2 B / 2`` (``A - B / 2`` unless the step overshoots).
+It is no longer additive over records: records that push the head the same way are worth
+less together than apart (diminishing returns).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from scipy.optimize import minimize
 
 from adapters.base import softmax
 from mde.compression import fit_compression
+from mde.errors import InputError
 from mde.proxy import Proxy
 from mde.validation import check_number
 
@@ -130,18 +139,29 @@ class HeadProxy(Proxy):
 
     def _fit_head(self, bb: Any, Xtr: np.ndarray, Xte: np.ndarray, yte: np.ndarray, l2: float,
                   projection_dim: int | None, rng: np.random.Generator) -> None:
+        order = getattr(self, "order", 1)
+        if order not in (1, 2) or isinstance(order, bool):
+            raise InputError(f"order must be 1 (additive, first-order influence) or 2 (with the pairwise term); got {order!r}.")
         phi = self._phi(Xtr)
+        n = Xtr.shape[0]
         self.theta_ = fit_softmax_head(phi, bb.predict_proba(Xtr), l2)
         H = head_hessian(phi, self.theta_, l2)
-        g_test = _head_psi(self._phi(Xte), self.theta_, yte).mean(axis=0)
+        phi_te = self._phi(Xte)
+        g_test = _head_psi(phi_te, self.theta_, yte).mean(axis=0)
         m = H.shape[0]
+        self.R_ = None
         if projection_dim is not None and projection_dim < m:
-            R = rng.standard_normal((m, projection_dim)) / np.sqrt(projection_dim)
-            self.R_ = R
-            self.w_ = np.linalg.solve(R.T @ H @ R, R.T @ g_test) / Xtr.shape[0]
-        else:
-            self.R_ = None
-            self.w_ = np.linalg.solve(H, g_test) / Xtr.shape[0]
+            self.R_ = rng.standard_normal((m, projection_dim)) / np.sqrt(projection_dim)
+        R = np.eye(m) if self.R_ is None else self.R_
+        H_r = H if self.R_ is None else R.T @ H @ R  # Newton step restricted to the span of R
+        self.w_ = np.linalg.solve(H_r, R.T @ g_test) / n
+        self.Q_ = None
+        if order == 2:
+            # step d = -R H_r^-1 s / n moves the test loss by -<w, s> + d^T H_test d / 2
+            H_test = head_hessian(phi_te, self.theta_, 0.0)
+            A = np.linalg.solve(H_r, R.T @ H_test @ R)
+            Q = np.linalg.solve(H_r, A.T).T / n**2  # H_r^-1 (R^T H_test R) H_r^-1 / n^2
+            self.Q_ = (Q + Q.T) / 2.0
 
     def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         psi = _head_psi(self._phi(X), self.theta_, y_idx)
@@ -162,11 +182,14 @@ class HeadProxy(Proxy):
         out = {"theta_": self.theta_, "w_": self.w_}
         if self.R_ is not None:
             out["R_"] = self.R_
+        if getattr(self, "Q_", None) is not None:
+            out["Q_"] = self.Q_
         return out
 
     def _set_head_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.theta_, self.w_ = arrays["theta_"], arrays["w_"]
         self.R_ = arrays.get("R_")
+        self.Q_ = arrays.get("Q_")
 
 
 class InfluenceProxy(HeadProxy):
@@ -180,6 +203,9 @@ class InfluenceProxy(HeadProxy):
         PCA fitted on ``X_train`` or a Gaussian random projection; both whitened.
     l2 : float
         L2 strength of the head (on whitened features, so comparable across data sets).
+    order : {1, 2}
+        1: additive first-order influence. 2: with the pairwise (second-order) term; the
+        artifact then carries an encrypted ``m (m + 1) / 2`` matrix as well (see the module).
     exclude_known : bool or "auto"
         Ship a membership sketch of ``X_train`` (:mod:`mde.membership`) so that copies and
         near-copies of training records score zero. ``"auto"``: on when the training data
@@ -199,6 +225,7 @@ class InfluenceProxy(HeadProxy):
         n_components: int = 16,
         compression: str = "pca",
         l2: float = 0.1,
+        order: int = 1,
         exclude_known: bool | str = "auto",
         outlier_margin: float | None = 1.1,
         random_state: int | None = None,
@@ -206,6 +233,7 @@ class InfluenceProxy(HeadProxy):
         self.n_components = n_components
         self.compression = compression
         self.l2 = l2
+        self.order = order
         self.exclude_known = exclude_known
         self.outlier_margin = outlier_margin
         self.random_state = random_state

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from mde.errors import InputError
 from mde.influence import InfluenceProxy
 
 __all__ = ["PolyInfluenceProxy", "POLY_UNITS"]
@@ -45,6 +46,9 @@ class PolyInfluenceProxy(InfluenceProxy):
         from mde.compression import fit_compression
         from mde.validation import check_number
 
+        if self.order != 1:
+            raise InputError(f"kind='influence-poly' supports order=1 only (its score must stay a depth-2 polynomial); "
+                             f"got order={self.order!r}.")
         l2 = check_number("l2 (the head's Hessian is singular without it)", self.l2, low=0.0, low_open=True)
         r = check_number("n_components", self.n_components, integer=True, low=1)
         self.P_, self.c_ = fit_compression(Xtr, self.compression, r, np.random.default_rng(self.random_state))
@@ -56,6 +60,7 @@ class PolyInfluenceProxy(InfluenceProxy):
         g_test = self._residual(phi_te, yte).T @ phi_te / len(yte)
         self.w_ = (np.linalg.solve(G, g_test.T).T / n).ravel()
         self.R_ = None
+        self.Q_ = None
         self.score_bound_ = float(np.abs(self._scores_batch(Xte, yte)).max()) or 1.0
 
     def _residual(self, phi: np.ndarray, y_idx: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from mde.errors import (
     require,
 )
 from mde.membership import MembershipSketch
-from mde.report import EFFICACY_UNITS, EfficacyReport
+from mde.report import EFFICACY_UNITS, EfficacyReport, second_order_efficacy
 from mde.sealed import SealedScore
 from mde.sealing import (
     CKKSParams,
@@ -39,6 +39,7 @@ from mde.sealing import (
     encrypt_values,
     make_layout,
     make_secret_context,
+    pairwise_values,
     public_context_bytes,
     unseal_blocks,
 )
@@ -173,15 +174,44 @@ class Proxy(ABC):
         return self._psi_batch(Xa, yi)
 
     def record_scores(self, X: Any, y: Any, batch_size: int = 8192) -> np.ndarray:
-        """Per-record efficacy ``<w, psi(x_i, y_i)>``; they sum to :meth:`efficacy`."""
+        """Per-record efficacy ``<w, psi(x_i, y_i)>``; they sum to :meth:`efficacy` (to the
+        first-order part of it for an ``order=2`` proxy)."""
         Xa, yi = self._validate(X, y)
         return np.concatenate(
             [self._record_scores(Xa[i : i + batch_size], yi[i : i + batch_size]) for i in range(0, Xa.shape[0], batch_size)]
         )
 
+    @property
+    def order_(self) -> int:
+        """1 for an additive proxy, 2 if it was built with a pairwise term (``Q_``)."""
+        return 1 if getattr(self, "Q_", None) is None else 2
+
+    def _psi_total(self, X: np.ndarray, y_idx: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """Sum of psi over the validated records that are not excluded by the sketch."""
+        total = np.zeros(self.psi_dim_)
+        for i in range(0, X.shape[0], batch_size):
+            xb, yb = X[i : i + batch_size], y_idx[i : i + batch_size]
+            if getattr(self, "known_", None) is not None:
+                keep = ~self.known_.excluded(xb, yb)
+                xb, yb = xb[keep], yb[keep]
+            if len(yb):
+                total += self._psi_batch(xb, yb).sum(axis=0)
+        return total
+
+    def efficacy_terms(self, X: Any, y: Any, batch_size: int = 8192) -> tuple[float, float]:
+        """``(A, B)`` of an ``order=2`` proxy: ``A = <w, s>`` and ``B = s^T Q s`` for the
+        summed efficacy features ``s`` (see :func:`mde.report.second_order_efficacy`)."""
+        if self.order_ != 2:
+            raise InputError("efficacy_terms needs a proxy built with order=2.")
+        Xa, yi = self._validate(X, y)
+        s = self._psi_total(Xa, yi, batch_size)
+        return float(self.w_ @ s), float(s @ self.Q_ @ s)
+
     def efficacy(self, X: Any, y: Any, batch_size: int = 8192) -> float:
         """Efficacy of a data set in plaintext: predicted reduction of the owner's mean test
         log-loss (nats) if the records were added to training; positive = useful."""
+        if self.order_ == 2:
+            return second_order_efficacy(*self.efficacy_terms(X, y, batch_size))
         return float(self.record_scores(X, y, batch_size).sum())
 
     def gradient_norm(self, X: Any, y: Any) -> float:
@@ -235,6 +265,14 @@ class Proxy(ABC):
             members["known.npz"] = self.known_.to_bytes()
         for c, blob in enumerate(encrypt_values(self._context, self.w_ / scale, layout, sentinel, meta_key)):
             members[f"w_{c}.ckks"] = blob
+        pairwise: dict[str, Any] | None = None
+        if self.order_ == 2:  # Enc(q) with <q, pairwise_products(s)> = s^T Q s
+            q = pairwise_values(self.Q_)
+            pairwise = {"scale": float(np.max(np.abs(q))) or 1.0, "meta_key": float(rng.uniform(1.0, 2.0)),
+                        "layout": make_layout(len(q), params)}
+            for c, blob in enumerate(encrypt_values(self._context, q / pairwise["scale"], pairwise["layout"],
+                                                    sentinel, pairwise["meta_key"])):
+                members[f"q_{c}.ckks"] = blob
         _, digest = write_artifact(
             path,
             dict(
@@ -247,6 +285,7 @@ class Proxy(ABC):
                 classes=[as_native(c) for c in self.classes_],
                 ckks=params,
                 layout=layout,
+                pairwise_layout=None if pairwise is None else pairwise["layout"],
             ),
             members,
         )
@@ -259,6 +298,8 @@ class Proxy(ABC):
             "layout": layout.model_dump(),
             "artifact_bytes": os.path.getsize(path),
         }
+        if pairwise is not None:
+            self.artifacts_[artifact_id]["pairwise"] = {**pairwise, "layout": pairwise["layout"].model_dump()}
         return artifact_id
 
     def _default_ckks(self) -> CKKSParams:
@@ -308,15 +349,27 @@ class Proxy(ABC):
                 "value vector. Export a new artifact, or pass allow_repeat=True if you accept that."
             )
         layout = Layout(**info["layout"])
-        sums = unseal_blocks(self._context, sealed.ciphertexts, layout, head.n_records, head.per_record,
+        cts = sealed.ciphertexts
+        pair = info.get("pairwise")
+        n_pair = 0 if pair is None else Layout(**pair["layout"]).chunks
+        if len(cts) <= n_pair:
+            raise SealedScoreError(f"sealed score holds {len(cts)} ciphertexts; this artifact needs more than {n_pair}.")
+        sums = unseal_blocks(self._context, cts[: len(cts) - n_pair], layout, head.n_records, head.per_record,
                              info["sentinel"], info["meta_key"], info["flood_sigma"])
         sums *= info["scale"]
+        exp = aggregate_exponent(head.n_records)
         if head.per_record:
             scores: list[float] | None = sums.tolist()
             efficacy = float(sums.sum())
         else:
             scores = None
-            efficacy = float(sums[0] * 2.0 ** aggregate_exponent(head.n_records))
+            efficacy = float(sums[0] * 2.0**exp)
+        terms: dict[str, float] = {}
+        if pair is not None:  # the pairwise total was sealed as q * products(s / 2**e)
+            quad = unseal_blocks(self._context, cts[len(cts) - n_pair :], Layout(**pair["layout"]), head.n_records,
+                                 False, info["sentinel"], pair["meta_key"], info["flood_sigma"], exponent=2 * exp)
+            terms = {"first_order": efficacy, "pairwise": float(quad[0] * pair["scale"] * 4.0**exp)}
+            efficacy = second_order_efficacy(terms["first_order"], terms["pairwise"])
         self.opened_[head.artifact_id] = self.opened_.get(head.artifact_id, 0) + 1
         return EfficacyReport(
             efficacy=efficacy,
@@ -326,6 +379,7 @@ class Proxy(ABC):
             commitment=head.commitment,
             proxy_kind=self.kind,
             units=self.units,
+            **terms,
         )
 
     def verify_delivery(self, X: Any, y: Any, report: EfficacyReport, *, rtol: float = 1e-4) -> None:
@@ -360,6 +414,8 @@ class Proxy(ABC):
             return self._check_total(scores, report, rtol, total_noise)
         scores = self._record_scores(Xa, yi)
         noise = 8.0 * info["flood_sigma"] * info["scale"]  # 8 sigma of the flooding noise per block
+        if "pairwise" in info:
+            self._check_pairwise(Xa, yi, scores, report, rtol, info)
         if report.record_scores is not None:
             diff = np.abs(scores - np.asarray(report.record_scores))
             bad = diff > rtol * np.abs(scores) + noise
@@ -374,11 +430,29 @@ class Proxy(ABC):
             total_noise = noise * 2.0 ** aggregate_exponent(len(scores))
         self._check_total(scores, report, rtol, total_noise)
 
+    def _check_pairwise(self, X: np.ndarray, y_idx: np.ndarray, scores: np.ndarray, report: EfficacyReport,
+                        rtol: float, info: dict[str, Any]) -> None:
+        """An order-2 report: its pairwise term must match the delivered records, and its
+        efficacy must be the combination of its two terms."""
+        if report.first_order is None or report.pairwise is None:
+            raise DeliveryError("report has no pairwise term, but its artifact is of an order-2 proxy; "
+                                "it was not opened from a sealed score of that artifact.")
+        s = self._psi_total(X, y_idx)
+        quad = float(s @ self.Q_ @ s)
+        noise = 8.0 * info["flood_sigma"] * info["pairwise"]["scale"] * 4.0 ** aggregate_exponent(len(scores))
+        if abs(quad - report.pairwise) > rtol * abs(quad) + noise:
+            raise DeliveryError(f"delivered data has pairwise term {quad:.6g} but the sealed score said "
+                                f"{report.pairwise:.6g}; the data owner's score does not match the proxy's.")
+        if report.efficacy != second_order_efficacy(report.first_order, report.pairwise):
+            raise DeliveryError("report's efficacy is not the combination of its first-order and pairwise terms; "
+                                "it was altered after opening.")
+
     @staticmethod
     def _check_total(scores: np.ndarray, report: EfficacyReport, rtol: float, noise: float) -> None:
-        if abs(float(scores.sum()) - report.efficacy) > rtol * abs(float(scores.sum())) + noise:
+        expected = report.efficacy if report.first_order is None else report.first_order
+        if abs(float(scores.sum()) - expected) > rtol * abs(float(scores.sum())) + noise:
             raise DeliveryError(
-                f"delivered data has efficacy {scores.sum():.6g} but the sealed score said {report.efficacy:.6g}; "
+                f"delivered data has efficacy {scores.sum():.6g} but the sealed score said {expected:.6g}; "
                 "the data owner's score does not match the proxy's."
             )
 
@@ -527,12 +601,14 @@ class Proxy(ABC):
             "kind": self.kind,
             "fidelity": self.fidelity_,
             "psi_dim": self.psi_dim_,
+            "order": self.order_,
             "n_features": self.n_features_in_,
             "n_classes": len(self.classes_),
             "build_seconds": self.build_seconds_,
             "artifact_bytes": sizes[-1] if sizes else None,
             "membership_sketch": None if getattr(self, "known_", None) is None else
-            {"components": self.known_.n_components_, "tables": self.known_.n_tables, "bytes": len(self.known_.to_bytes())},
+            {"components": self.known_.n_components_, "tables": self.known_.n_tables, "bytes": len(self.known_.to_bytes()),
+             "outlier_threshold": self.known_.outlier_threshold_},
             "params": self.get_params(),
         }
 

@@ -6,12 +6,26 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["EfficacyReport", "EFFICACY_UNITS"]
+__all__ = ["EfficacyReport", "EFFICACY_UNITS", "second_order_efficacy"]
 
 EFFICACY_UNITS = (
     "predicted reduction of the model owner's mean test log-loss (nats) of the proxy if the "
     "records were added to its training set; positive = useful"
 )
+
+
+def second_order_efficacy(first_order: float, pairwise: float) -> float:
+    """Efficacy of an ``order=2`` proxy from its two sealed quantities.
+
+    The test loss along the influence step ``t d`` (``t = 1``: the full step) is modelled as
+    ``-(t A - t^2 B / 2)`` with ``A = first_order`` and ``B = pairwise >= 0``; the efficacy is
+    the largest reduction for ``t`` in ``[0, 1]``: ``A - B / 2`` when ``B <= A``, else
+    ``A^2 / (2 B)`` for ``A > 0`` (the full step would overshoot), and ``A - B / 2`` for
+    harmful data (``A <= 0``).
+    """
+    if first_order > 0 and pairwise > first_order:
+        return first_order**2 / (2.0 * pairwise)
+    return first_order - pairwise / 2.0
 
 
 class EfficacyReport(BaseModel):
@@ -20,10 +34,14 @@ class EfficacyReport(BaseModel):
     Attributes
     ----------
     efficacy : float
-        Sum of the record scores, in :data:`EFFICACY_UNITS`.
+        Sum of the record scores, in :data:`EFFICACY_UNITS` (for an ``order=2`` proxy,
+        :func:`second_order_efficacy` of ``first_order`` and ``pairwise``).
     n_records : int
     record_scores : list of float or None
-        Per-record scores (in record order) if the data owner sealed them per record.
+        Per-record scores (in record order) if the data owner sealed them per record
+        (first-order contributions; they sum to ``first_order`` for an ``order=2`` proxy).
+    first_order, pairwise : float or None
+        For an ``order=2`` proxy: ``<w, sum psi>`` and ``(sum psi)^T Q (sum psi)``.
     artifact_id : str
     commitment : str
         SHA-256 commitment to the scored records (checked on delivery).
@@ -35,6 +53,8 @@ class EfficacyReport(BaseModel):
     efficacy: float
     n_records: int = Field(ge=1)
     record_scores: list[float] | None = None
+    first_order: float | None = None
+    pairwise: float | None = None
     artifact_id: str
     commitment: str
     proxy_kind: str
@@ -44,6 +64,10 @@ class EfficacyReport(BaseModel):
     def _consistent(self) -> EfficacyReport:
         if not math.isfinite(self.efficacy):
             raise ValueError("efficacy must be finite")
+        if (self.first_order is None) != (self.pairwise is None):
+            raise ValueError("first_order and pairwise come together (order-2 proxies) or not at all")
+        if self.pairwise is not None and not (math.isfinite(self.pairwise) and math.isfinite(self.first_order)):
+            raise ValueError("first_order and pairwise must be finite")
         if self.record_scores is not None:
             if len(self.record_scores) != self.n_records:
                 raise ValueError(f"{len(self.record_scores)} record scores for {self.n_records} records")

@@ -14,7 +14,13 @@ from mde.errors import ArtifactError, InputError, require
 from mde.hidden import HIDDEN_FORMAT, HiddenClient, check_hidden_manifest
 from mde.membership import MembershipSketch
 from mde.sealed import SealedScore
-from mde.sealing import aggregate_exponent, check_params, make_layout, seal_blocks
+from mde.sealing import (
+    aggregate_exponent,
+    check_params,
+    make_layout,
+    pairwise_products,
+    seal_blocks,
+)
 from mde.validation import check_finite, check_matrix, encode_labels
 
 __all__ = ["Scorer", "load_artifact"]
@@ -58,6 +64,9 @@ class Scorer:
             raise ArtifactError(f"artifact's CKKS parameters are unsafe or unusable: {problem}")
         if manifest.layout != make_layout(manifest.psi_dim, manifest.ckks):
             raise ArtifactError("artifact's slot layout does not match its CKKS parameters and psi dimension.")
+        m = manifest.psi_dim
+        if manifest.pairwise_layout is not None and manifest.pairwise_layout != make_layout(m * (m + 1) // 2, manifest.ckks):
+            raise ArtifactError("artifact's pairwise layout does not match its CKKS parameters and psi dimension.")
         if self._context.is_private():
             raise ArtifactError(
                 "artifact holds a secret key, so anyone could decrypt its value vector; "
@@ -66,6 +75,10 @@ class Scorer:
         try:
             self._enc_w = [
                 ts.ckks_vector_from(self._context, members[f"w_{c}.ckks"]) for c in range(manifest.layout.chunks)
+            ]
+            pairwise = manifest.pairwise_layout
+            self._enc_q = [] if pairwise is None else [
+                ts.ckks_vector_from(self._context, members[f"q_{c}.ckks"]) for c in range(pairwise.chunks)
             ]
         except Exception as exc:
             raise ArtifactError(f"artifact's encrypted value vector does not match its context: {exc}") from exc
@@ -194,6 +207,11 @@ class Scorer:
         exp = None if per_record else aggregate_exponent(n)
         blocks = np.concatenate(per) if per_record else (total / 2.0**exp)[None, :]
         cts = seal_blocks(self._context, self._enc_w, blocks, self.manifest.layout, rng, self.manifest.ckks, exp)
+        if self.manifest.pairwise_layout is not None:  # order-2 proxy: also seal s^T Q s
+            e = aggregate_exponent(n)
+            u = (blocks.sum(axis=0) if per_record else total) / 2.0**e
+            cts += seal_blocks(self._context, self._enc_q, pairwise_products(u)[None, :],
+                               self.manifest.pairwise_layout, rng, self.manifest.ckks, 2 * e)
         return SealedScore.build(
             artifact_id=self.manifest.artifact_id,
             manifest_sha256=self.manifest_sha256,

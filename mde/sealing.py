@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mde.errors import InputError, SealedScoreError, require
 
 __all__ = ["CKKSParams", "Layout", "make_layout", "check_params", "make_secret_context", "public_context_bytes",
-           "encrypt_values", "seal_blocks", "unseal_blocks", "aggregate_exponent", "RESERVED_SLOTS"]
+           "encrypt_values", "seal_blocks", "unseal_blocks", "aggregate_exponent", "RESERVED_SLOTS",
+           "pairwise_values", "pairwise_products"]
 
 RESERVED_SLOTS = 2
 # max total modulus bits for 128-bit security (HomomorphicEncryption.org standard)
@@ -146,6 +147,19 @@ def aggregate_exponent(n_records: int) -> int:
     return max(0, math.ceil(math.log2(n_records)))
 
 
+def pairwise_values(Q: np.ndarray) -> np.ndarray:
+    """Upper triangle of a symmetric matrix, off-diagonal entries doubled, so that
+    ``pairwise_values(Q) @ pairwise_products(s) == s @ Q @ s``."""
+    i, j = np.triu_indices(Q.shape[0])
+    return Q[i, j] * np.where(i == j, 1.0, 2.0)
+
+
+def pairwise_products(s: np.ndarray) -> np.ndarray:
+    """Products ``s_i s_j`` for ``i <= j`` (the order of :func:`pairwise_values`)."""
+    i, j = np.triu_indices(s.shape[0])
+    return s[i] * s[j]
+
+
 def _chunk_slices(layout: Layout) -> list[slice]:
     return [slice(c * layout.usable, min((c + 1) * layout.usable, layout.dim)) for c in range(layout.chunks)]
 
@@ -223,9 +237,11 @@ def unseal_blocks(
     meta_key: float,
     flood_sigma: float,
     rng: np.random.Generator | None = None,
+    exponent: int | None = None,
 ) -> np.ndarray:
     """Model owner: decrypt, check sentinel and meta codes against the header, and return
-    the flooded sum of each block (scaled units; one block for a total).
+    the flooded sum of each block (scaled units; one block for a total). ``exponent`` is the
+    e a total was sealed with, by default :func:`aggregate_exponent` of ``n_records``.
 
     Raises
     ------
@@ -241,7 +257,7 @@ def unseal_blocks(
             f"sealed score holds {len(ciphertexts)} ciphertexts; {expected} expected for its header "
             f"({n_records} records, {'per record' if per_record else 'total'})."
         )
-    want_exp = aggregate_exponent(n_records)
+    want_exp = aggregate_exponent(n_records) if exponent is None else exponent
     sums = np.zeros(n_blocks)
     slices = _chunk_slices(layout)
     for i, blob in enumerate(ciphertexts):

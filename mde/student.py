@@ -56,6 +56,9 @@ class StudentProxy(HeadProxy):
         Extra transfer inputs drawn near ``X_train`` and labelled by the black box.
     projection_dim : int, optional
         Project psi to this many dimensions with a fixed Gaussian matrix.
+    order : {1, 2}
+        1: additive first-order influence; 2: with the pairwise term, as for
+        :class:`mde.influence.InfluenceProxy`.
     batch_size : int
     exclude_known : bool or "auto"
         Ship a membership sketch of ``X_train`` (:mod:`mde.membership`) so that copies and
@@ -83,6 +86,7 @@ class StudentProxy(HeadProxy):
         l2: float = 10.0,
         n_samples: int = 5000,
         projection_dim: int | None = None,
+        order: int = 1,
         batch_size: int = 256,
         exclude_known: bool | str = "auto",
         outlier_margin: float | None = 1.1,
@@ -98,6 +102,7 @@ class StudentProxy(HeadProxy):
         self.l2 = l2
         self.n_samples = n_samples
         self.projection_dim = projection_dim
+        self.order = order
         self.batch_size = batch_size
         self.exclude_known = exclude_known
         self.outlier_margin = outlier_margin
