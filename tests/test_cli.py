@@ -134,7 +134,8 @@ def test_failed_pricing_does_not_spend_the_evaluation(files, capsys):
 
 
 @pytest.mark.parametrize("kind,options", [("tree", ["max_leaves=16", "n_samples=2000"]),
-                                          ("student", ["hidden=16", "epochs=10", "n_samples=500"])])
+                                          ("student", ["hidden=16", "epochs=10", "n_samples=500"]),
+                                          ("influence", ["order=2", "outlier_margin=null"])])
 def test_round_trip_other_kinds(files, capsys, kind, options):
     if kind == "student":
         pytest.importorskip("torch")
@@ -143,11 +144,16 @@ def test_round_trip_other_kinds(files, capsys, kind, options):
     assert main(["build", "--model", str(d / "model.joblib"), "--train", str(d / "train.npz"), "--test",
                  str(d / "test.npz"), "--kind", kind, *opts, "--artifact-out", str(d / "a.mde"),
                  "--proxy-out", str(d / "p.mdeproxy")]) == 0
-    assert json.loads(capsys.readouterr().out)["kind"] == kind
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["kind"] == kind
+    order = 2 if "order=2" in options else 1
+    assert summary["order"] == order
     assert main(["score", "--artifact", str(d / "a.mde"), "--data", str(d / "offer.npz"), "--out",
                  str(d / "s.mdeseal"), "--quiet"]) == 0
     assert main(["open", "--proxy", str(d / "p.mdeproxy"), "--sealed", str(d / "s.mdeseal"), "--pricing",
                  "linear:rate=100", "--report-out", str(d / "r.json")]) == 0
+    with open(d / "r.json") as fh:
+        assert (json.load(fh)["pairwise"] is not None) == (order == 2)
     assert main(["verify", "--proxy", str(d / "p.mdeproxy"), "--data", str(d / "offer.npz"), "--report",
                  str(d / "r.json")]) == 0
 

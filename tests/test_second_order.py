@@ -137,3 +137,22 @@ def test_bad_order_is_refused(model, digits):
     first = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0)
     with pytest.raises(mde.InputError, match="order=2"):
         first.efficacy_terms(digits.Xc, digits.yc)
+
+
+def test_rehashed_manifest_with_another_pairwise_layout_is_refused(proxy2, tmp_path):
+    import hashlib
+    import json
+    import zipfile
+
+    from mde.artifact import write_zip
+
+    proxy2.export(tmp_path / "a.mde")
+    with zipfile.ZipFile(tmp_path / "a.mde") as zf:
+        files = {name: zf.read(name) for name in zf.namelist()}
+    manifest = json.loads(files["manifest.json"])
+    manifest["pairwise_layout"]["tiles"] = 3  # would mask blocks that are not the pairwise total
+    mbytes = json.dumps(manifest).encode()
+    write_zip(tmp_path / "b.mde", {**files, "manifest.json": mbytes,
+                                   "manifest.sha256": hashlib.sha256(mbytes).hexdigest().encode()})
+    with pytest.raises(mde.ArtifactError, match="pairwise layout"):
+        mde.load_artifact(tmp_path / "b.mde")
