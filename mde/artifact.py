@@ -35,7 +35,7 @@ __all__ = ["ArtifactManifest", "ARTIFACT_FORMAT", "ARTIFACT_FORMAT_VERSION", "Ma
            "open_manifest_zip", "check_artifact", "manifest_format", "write_manifest_zip", "write_zip", "zip_bytes"]
 
 ARTIFACT_FORMAT = "mde-artifact"
-ARTIFACT_FORMAT_VERSION = 1
+ARTIFACT_FORMAT_VERSION = 2  # 2: outlier threshold in the sketch, optional pairwise values
 _MANIFEST = "manifest.json"
 _MANIFEST_HASH = "manifest.sha256"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: every archive byte is then checkable

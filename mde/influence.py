@@ -13,13 +13,14 @@ when ``z`` is added to the ``n_train`` training records (Koh & Liang; seed 000 e
 the sign turned so that useful is positive). The efficacy of a set is the sum over its
 records (additive, first order).
 
-With ``order=2`` the proxy also keeps the pairwise term of the Taylor expansion: for a set
-with summed features ``s``, ``A = <w, s>`` and ``B = s^T Q s`` with
+With ``order=2`` the proxy also keeps the curvature of the test loss along the step: for a
+set of ``n_S`` records with summed features ``s``, ``A = <w, s>`` and ``B = s^T Q s`` with
 ``Q = H^-1 H_test H^-1 / n_train^2`` (``H_test`` the test loss Hessian), and the efficacy is
-the best reduction of the quadratic model along the influence step,
-``max over t in [0, 1] of t A - t^2 B / 2`` (``A - B / 2`` unless the step overshoots).
-It is no longer additive over records: records that push the head the same way are worth
-less together than apart (diminishing returns).
+``r A - r^2 B / 2`` with ``r = n_train / (n_train + c n_S)``: the new records' own curvature
+shortens the step, taken as ``n_S`` times D_tr's mean curvature and reduced to a scalar by
+its share ``c = tr(H^-1 H_data) / m`` of the regularised Hessian
+(:func:`mde.report.second_order_efficacy`). It is no longer additive over records: value
+grows with diminishing returns.
 """
 
 from __future__ import annotations
@@ -156,12 +157,17 @@ class HeadProxy(Proxy):
         H_r = H if self.R_ is None else R.T @ H @ R  # Newton step restricted to the span of R
         self.w_ = np.linalg.solve(H_r, R.T @ g_test) / n
         self.Q_ = None
+        self.data_curvature_ = None
         if order == 2:
             # step d = -R H_r^-1 s / n moves the test loss by -<w, s> + d^T H_test d / 2
             H_test = head_hessian(phi_te, self.theta_, 0.0)
             A = np.linalg.solve(H_r, R.T @ H_test @ R)
             Q = np.linalg.solve(H_r, A.T).T / n**2  # H_r^-1 (R^T H_test R) H_r^-1 / n^2
             self.Q_ = (Q + Q.T) / 2.0
+            # share of the curvature that comes from the data (the rest is L2): new records
+            # add curvature like D_tr's records, which shortens the step (see report.py)
+            H_data = R.T @ (H - l2 * np.eye(m)) @ R
+            self.data_curvature_ = float(np.trace(np.linalg.solve(H_r, H_data)) / H_r.shape[0])
 
     def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         psi = _head_psi(self._phi(X), self.theta_, y_idx)
@@ -184,12 +190,14 @@ class HeadProxy(Proxy):
             out["R_"] = self.R_
         if getattr(self, "Q_", None) is not None:
             out["Q_"] = self.Q_
+            out["data_curvature_"] = np.array(self.data_curvature_)
         return out
 
     def _set_head_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.theta_, self.w_ = arrays["theta_"], arrays["w_"]
         self.R_ = arrays.get("R_")
         self.Q_ = arrays.get("Q_")
+        self.data_curvature_ = float(arrays["data_curvature_"]) if "data_curvature_" in arrays else None
 
 
 class InfluenceProxy(HeadProxy):

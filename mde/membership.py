@@ -83,11 +83,13 @@ class MembershipSketch:
         Xf = np.asarray(X, dtype=np.float64)
         if Xf.shape[0] < 2:
             raise InputError("a membership sketch needs at least 2 training records.")
+        margin = None if self.outlier_margin is None else check_margin(self.outlier_margin)
         rng = np.random.default_rng(random_state)
         self.mean_ = Xf.mean(axis=0)
         _, s, vt = np.linalg.svd(Xf - self.mean_, full_matrices=False)
         std = s / np.sqrt(Xf.shape[0] - 1)
-        k = int(min(self.n_components, np.sum(std > 1e-9 * max(std[0], 1e-300))))
+        rank = int(np.sum(std > 1e-9 * max(std[0], 1e-300)))
+        k = min(self.n_components, rank)
         if k < 1:
             raise InputError("training records are all identical; a membership sketch needs some spread.")
         self.projection_ = vt[:k].T / (std[:k] * self.width)
@@ -96,11 +98,11 @@ class MembershipSketch:
         z, res2 = self._project(Xf)
         self.hashes_ = np.unique(self._hashes(z, np.asarray(y_idx, dtype=np.int64)).ravel())
         self.outlier_threshold_ = np.inf
-        total2 = float(np.sum((Xf - self.mean_) ** 2)) / Xf.shape[0]
-        # with every direction kept (k = rank) the distances are rounding error: no screen
-        if self.outlier_margin is not None and res2.max() > 1e-12 * total2:
-            margin = check_margin(self.outlier_margin)
-            self.outlier_threshold_ = margin * float(np.sqrt(res2.max()))
+        # with every direction kept (k = rank) nothing lies outside the subspace: no screen
+        if margin is not None and k < rank:
+            # floor far above float32 rounding (the data owner scores float32 records)
+            floor = 1e-6 * float(np.sqrt(np.max(np.einsum("ij,ij->i", Xf, Xf))))
+            self.outlier_threshold_ = max(margin * float(np.sqrt(max(res2.max(), 0.0))), floor)
         return self
 
     @property
@@ -109,18 +111,13 @@ class MembershipSketch:
 
     def _project(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scaled principal coordinates z (n, k) of each record and its squared distance from
-        the principal subspace, from one product with ``[projection, mean]``."""
-        X = np.asarray(X, dtype=np.float64)
-        if getattr(self, "_aug_src", None) is not self.projection_:
-            self._aug = np.column_stack([self.projection_, self.mean_])
-            self._mean_z = self.mean_ @ self.projection_
+        the principal subspace."""
+        C = np.asarray(X, dtype=np.float64) - self.mean_  # centred first: no cancellation
+        if getattr(self, "_scale_src", None) is not self.projection_:
             self._scale2 = 1.0 / np.sum(self.projection_**2, axis=0)  # (std * width)^2 per direction
-            self._aug_src = self.projection_
-        k = self.projection_.shape[1]
-        Z = X @ self._aug
-        z = Z[:, :k] - self._mean_z
-        norm2 = np.einsum("ij,ij->i", X, X) - 2.0 * Z[:, k] + self.mean_ @ self.mean_
-        return z, norm2 - (z * z) @ self._scale2
+            self._scale_src = self.projection_
+        z = C @ self.projection_
+        return z, np.einsum("ij,ij->i", C, C) - (z * z) @ self._scale2
 
     def _hashes(self, z: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         """(n_tables, n) uint64 hashes of each record's cell (from its coordinates z) and label."""

@@ -61,6 +61,7 @@ class PolyInfluenceProxy(InfluenceProxy):
         self.w_ = (np.linalg.solve(G, g_test.T).T / n).ravel()
         self.R_ = None
         self.Q_ = None
+        self.data_curvature_ = None
         self.score_bound_ = float(np.abs(self._scores_batch(Xte, yte)).max()) or 1.0
 
     def _residual(self, phi: np.ndarray, y_idx: np.ndarray) -> np.ndarray:

@@ -211,7 +211,8 @@ class Proxy(ABC):
         """Efficacy of a data set in plaintext: predicted reduction of the owner's mean test
         log-loss (nats) if the records were added to training; positive = useful."""
         if self.order_ == 2:
-            return second_order_efficacy(*self.efficacy_terms(X, y, batch_size))
+            A, B = self.efficacy_terms(X, y, batch_size)
+            return second_order_efficacy(A, B, len(np.asarray(y)), self.n_train_, self.data_curvature_)
         return float(self.record_scores(X, y, batch_size).sum())
 
     def gradient_norm(self, X: Any, y: Any) -> float:
@@ -268,10 +269,11 @@ class Proxy(ABC):
         pairwise: dict[str, Any] | None = None
         if self.order_ == 2:  # Enc(q) with <q, pairwise_products(s)> = s^T Q s
             q = pairwise_values(self.Q_)
-            pairwise = {"scale": float(np.max(np.abs(q))) or 1.0, "meta_key": float(rng.uniform(1.0, 2.0)),
-                        "layout": make_layout(len(q), params)}
+            # its own sentinel, from a range disjoint from w's: swapped ciphertexts never pass
+            pairwise = {"scale": float(np.max(np.abs(q))) or 1.0, "sentinel": float(rng.uniform(3.0, 4.0)),
+                        "meta_key": float(rng.uniform(1.0, 2.0)), "layout": make_layout(len(q), params)}
             for c, blob in enumerate(encrypt_values(self._context, q / pairwise["scale"], pairwise["layout"],
-                                                    sentinel, pairwise["meta_key"])):
+                                                    pairwise["sentinel"], pairwise["meta_key"])):
                 members[f"q_{c}.ckks"] = blob
         _, digest = write_artifact(
             path,
@@ -367,9 +369,10 @@ class Proxy(ABC):
         terms: dict[str, float] = {}
         if pair is not None:  # the pairwise total was sealed as q * products(s / 2**e)
             quad = unseal_blocks(self._context, cts[len(cts) - n_pair :], Layout(**pair["layout"]), head.n_records,
-                                 False, info["sentinel"], pair["meta_key"], info["flood_sigma"], exponent=2 * exp)
+                                 False, pair["sentinel"], pair["meta_key"], info["flood_sigma"], exponent=2 * exp)
             terms = {"first_order": efficacy, "pairwise": float(quad[0] * pair["scale"] * 4.0**exp)}
-            efficacy = second_order_efficacy(terms["first_order"], terms["pairwise"])
+            efficacy = second_order_efficacy(terms["first_order"], terms["pairwise"], head.n_records, self.n_train_,
+                                             self.data_curvature_)
         self.opened_[head.artifact_id] = self.opened_.get(head.artifact_id, 0) + 1
         return EfficacyReport(
             efficacy=efficacy,
@@ -411,11 +414,13 @@ class Proxy(ABC):
             scores = self._scores_batch(Xa, yi)
             # 8 sigma of the flooding noise, plus the CKKS error (~2^-20 per record, scaled units)
             total_noise = (8.0 * info["flood_sigma"] + len(scores) * 2.0**-20) / info["scale"]
-            return self._check_total(scores, report, rtol, total_noise)
+            return self._check_value("efficacy", float(scores.sum()), report.efficacy, rtol, total_noise)
         scores = self._record_scores(Xa, yi)
         noise = 8.0 * info["flood_sigma"] * info["scale"]  # 8 sigma of the flooding noise per block
-        if "pairwise" in info:
-            self._check_pairwise(Xa, yi, scores, report, rtol, info)
+        pair = info.get("pairwise")
+        if (pair is None) != (report.pairwise is None) or (report.first_order is None) != (report.pairwise is None):
+            raise DeliveryError("report's terms do not match its artifact: an order-2 artifact's report has a "
+                                "first-order and a pairwise term, an order-1 artifact's has neither.")
         if report.record_scores is not None:
             diff = np.abs(scores - np.asarray(report.record_scores))
             bad = diff > rtol * np.abs(scores) + noise
@@ -428,31 +433,24 @@ class Proxy(ABC):
             total_noise = noise * np.sqrt(len(scores))
         else:
             total_noise = noise * 2.0 ** aggregate_exponent(len(scores))
-        self._check_total(scores, report, rtol, total_noise)
-
-    def _check_pairwise(self, X: np.ndarray, y_idx: np.ndarray, scores: np.ndarray, report: EfficacyReport,
-                        rtol: float, info: dict[str, Any]) -> None:
-        """An order-2 report: its pairwise term must match the delivered records, and its
-        efficacy must be the combination of its two terms."""
-        if report.first_order is None or report.pairwise is None:
-            raise DeliveryError("report has no pairwise term, but its artifact is of an order-2 proxy; "
-                                "it was not opened from a sealed score of that artifact.")
-        s = self._psi_total(X, y_idx)
-        quad = float(s @ self.Q_ @ s)
-        noise = 8.0 * info["flood_sigma"] * info["pairwise"]["scale"] * 4.0 ** aggregate_exponent(len(scores))
-        if abs(quad - report.pairwise) > rtol * abs(quad) + noise:
-            raise DeliveryError(f"delivered data has pairwise term {quad:.6g} but the sealed score said "
-                                f"{report.pairwise:.6g}; the data owner's score does not match the proxy's.")
-        if report.efficacy != second_order_efficacy(report.first_order, report.pairwise):
-            raise DeliveryError("report's efficacy is not the combination of its first-order and pairwise terms; "
-                                "it was altered after opening.")
+        A = float(scores.sum())
+        if pair is None:
+            return self._check_value("efficacy", A, report.efficacy, rtol, total_noise)
+        self._check_value("first-order efficacy", A, report.first_order, rtol, total_noise)
+        s = self._psi_total(Xa, yi)
+        B = float(s @ self.Q_ @ s)
+        pair_noise = 8.0 * info["flood_sigma"] * pair["scale"] * 4.0 ** aggregate_exponent(len(scores))
+        self._check_value("pairwise term", B, report.pairwise, rtol, pair_noise)
+        r = self.n_train_ / (self.n_train_ + self.data_curvature_ * len(scores))
+        self._check_value("efficacy", second_order_efficacy(A, B, len(scores), self.n_train_, self.data_curvature_),
+                          report.efficacy,
+                          rtol, r * (total_noise + rtol * abs(A)) + r * r * (pair_noise + rtol * abs(B)) / 2)
 
     @staticmethod
-    def _check_total(scores: np.ndarray, report: EfficacyReport, rtol: float, noise: float) -> None:
-        expected = report.efficacy if report.first_order is None else report.first_order
-        if abs(float(scores.sum()) - expected) > rtol * abs(float(scores.sum())) + noise:
+    def _check_value(what: str, recomputed: float, reported: float, rtol: float, noise: float) -> None:
+        if abs(recomputed - reported) > rtol * abs(recomputed) + noise:
             raise DeliveryError(
-                f"delivered data has efficacy {scores.sum():.6g} but the sealed score said {expected:.6g}; "
+                f"delivered data has {what} {recomputed:.6g} but the sealed score said {reported:.6g}; "
                 "the data owner's score does not match the proxy's."
             )
 

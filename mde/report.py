@@ -14,18 +14,19 @@ EFFICACY_UNITS = (
 )
 
 
-def second_order_efficacy(first_order: float, pairwise: float) -> float:
+def second_order_efficacy(first_order: float, pairwise: float, n_records: int, n_train: int,
+                          data_curvature: float = 1.0) -> float:
     """Efficacy of an ``order=2`` proxy from its two sealed quantities.
 
-    The test loss along the influence step ``t d`` (``t = 1``: the full step) is modelled as
-    ``-(t A - t^2 B / 2)`` with ``A = first_order`` and ``B = pairwise >= 0``; the efficacy is
-    the largest reduction for ``t`` in ``[0, 1]``: ``A - B / 2`` when ``B <= A``, else
-    ``A^2 / (2 B)`` for ``A > 0`` (the full step would overshoot), and ``A - B / 2`` for
-    harmful data (``A <= 0``).
+    Adding ``n_records`` records with summed features ``s`` to ``n_train`` training records
+    moves the head by ``d = -r H^-1 s / n_train``: the added records bring curvature like
+    D_tr's records, ``n_records`` times the data part of ``H`` (share ``data_curvature`` of
+    its trace, the rest is L2), so ``r = n_train / (n_train + data_curvature * n_records)``.
+    To second order the test loss falls by ``r A - r^2 B / 2`` with ``A = first_order =
+    <w, s>`` and ``B = pairwise = s^T Q s``; that is returned.
     """
-    if first_order > 0 and pairwise > first_order:
-        return first_order**2 / (2.0 * pairwise)
-    return first_order - pairwise / 2.0
+    r = n_train / (n_train + data_curvature * n_records)
+    return r * first_order - r * r * pairwise / 2.0
 
 
 class EfficacyReport(BaseModel):
@@ -35,7 +36,7 @@ class EfficacyReport(BaseModel):
     ----------
     efficacy : float
         Sum of the record scores, in :data:`EFFICACY_UNITS` (for an ``order=2`` proxy,
-        :func:`second_order_efficacy` of ``first_order`` and ``pairwise``).
+        :func:`second_order_efficacy` of ``first_order`` and ``pairwise``, not a sum).
     n_records : int
     record_scores : list of float or None
         Per-record scores (in record order) if the data owner sealed them per record

@@ -34,15 +34,20 @@ class RevenueSplit(BaseModel):
 
 
 def sub_report(report: EfficacyReport, records: Sequence[int], weights: np.ndarray | None = None) -> EfficacyReport:
-    """The report of a subset of records (per-record scores needed), optionally reweighted."""
+    """The report of a subset of records (per-record scores needed), optionally reweighted.
+
+    Its efficacy is the sum of the subset's record scores: for a report of an ``order=2``
+    proxy that is the first-order value (the pairwise term is sealed only for the whole set),
+    and the pairwise fields are dropped."""
     if report.record_scores is None:
         raise PricingError("splitting revenue needs per-record scores; score with per_record=True.")
     scores = np.asarray(report.record_scores)[list(records)]
     if weights is not None:
         scores = scores * weights[list(records)]
+    plain = {"first_order": None, "pairwise": None}
     return report.model_copy(update={"record_scores": scores.tolist(), "efficacy": float(scores.sum()),
-                                     "n_records": max(len(scores), 1)} if len(scores) else
-                             {"record_scores": [0.0], "efficacy": 0.0, "n_records": 1})
+                                     "n_records": max(len(scores), 1), **plain} if len(scores) else
+                             {"record_scores": [0.0], "efficacy": 0.0, "n_records": 1, **plain})
 
 
 def replication_weights(X: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
@@ -122,7 +127,8 @@ def split_revenue(
         raise PricingError(f"method must be 'exact' or 'permutation'; got {method!r}.")
     pay = res.as_array()
     total = float(pay.sum())
-    if abs(total - quote.price) > 1e-9 * max(1.0, quote.price):  # replication weights changed V(all)
+    # replication weights, or an order-2 report (coalitions valued at first order), changed V(all)
+    if abs(total - quote.price) > 1e-9 * max(1.0, quote.price):
         positive = np.clip(pay, 0, None)
         pay = positive / positive.sum() * quote.price if positive.sum() > 0 else np.full(len(names), quote.price / len(names))
     return RevenueSplit(payments={str(n): float(p) for n, p in zip(names, pay)}, price=quote.price, method=method,

@@ -101,7 +101,11 @@ def test_missing_extra_member_wrong_version_and_garbage_are_refused(artifact, tm
 
     old = tmp_path / "old.mde"
     files = _members(artifact)
-    manifest = files["manifest.json"].replace(b'"format_version": 1', b'"format_version": 99')
+    from mde.artifact import ARTIFACT_FORMAT_VERSION
+
+    current = f'"format_version": {ARTIFACT_FORMAT_VERSION}'.encode()
+    assert current in files["manifest.json"]
+    manifest = files["manifest.json"].replace(current, b'"format_version": 99')
     write_zip(old, {**files, "manifest.json": manifest, "manifest.sha256": hashlib.sha256(manifest).hexdigest().encode()})
     with pytest.raises(mde.ArtifactError, match="not supported"):
         mde.load_artifact(old)

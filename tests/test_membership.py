@@ -215,3 +215,22 @@ def test_sketch_bytes_from_before_the_screen_load_without_it(proxy):
              hashes=s.hashes_, config=np.array([s.n_components, s.width, s.n_tables], dtype=np.float64))
     old = MembershipSketch.from_bytes(buf.getvalue(), n_features=64)
     assert old.outlier_threshold_ == np.inf and old.outlier_margin is None
+
+
+def test_outlier_screen_is_stable_under_a_large_offset(digits):
+    """Distances come from centred records: a feature offset of 1e4 (spread ~5) must not turn
+    rounding error into outliers, neither for rank-deficient data nor for float32 records."""
+    shifted = digits.Xtr + 1e4
+    sketch = MembershipSketch(n_components=12).fit(shifted, digits.ytr, 0)
+    d_tr = _brute_force_distance(shifted, 12, shifted)
+    assert sketch.outlier_threshold_ == pytest.approx(1.1 * d_tr.max(), rel=1e-6)
+    assert not sketch.outside(shifted.astype(np.float32)).any()
+    assert sketch.outside(digits.Xc[:50] + 1e4).mean() < 0.05
+    rng = np.random.default_rng(4)
+    low_rank = rng.normal(size=(300, 10)) @ rng.normal(size=(10, 64)) + 1e3  # rank 10 <= 16 directions
+    full = MembershipSketch(n_components=16).fit(low_rank, digits.ytr, 0)
+    assert full.outlier_threshold_ == np.inf
+    fresh = rng.normal(size=(200, 10)) @ rng.normal(size=(10, 64)) + 1e3
+    assert not full.outside(fresh).any()
+    with pytest.raises(mde.InputError, match="outlier_margin"):
+        MembershipSketch(n_components=16, outlier_margin=0.5).fit(low_rank, digits.ytr, 0)  # checked even when off

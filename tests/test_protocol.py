@@ -249,3 +249,16 @@ def test_unsafe_ckks_parameters_are_refused(fresh_proxy, tmp_path):
                 mde.CKKSParams(coeff_mod_bit_sizes=[60, 40, 60, 60, 60]), mde.CKKSParams(global_scale_bits=30)):
         with pytest.raises(mde.InputError, match="CKKS"):
             fresh_proxy.export(tmp_path / "x.mde", ckks=bad)
+
+
+def test_order_one_report_with_made_up_terms_is_refused(exported, digits):
+    """An order-1 report given first-order/pairwise fields must not move the checked value."""
+    proxy, scorer = exported
+    X, y = digits.Xc[:40], digits.yc[:40]
+    report = proxy.open(scorer.score(X, y))
+    proxy.verify_delivery(X, y, report)
+    inflated = report.model_copy(update={"first_order": report.efficacy, "pairwise": 0.0, "efficacy": 1000.0})
+    with pytest.raises(mde.DeliveryError, match="terms"):
+        proxy.verify_delivery(X, y, inflated)
+    with pytest.raises(mde.DeliveryError, match="efficacy"):
+        proxy.verify_delivery(X, y, report.model_copy(update={"efficacy": 1000.0}))
