@@ -172,6 +172,8 @@ class Scorer:
         Returns
         -------
         SealedScore
+            For an ``order=2`` artifact the ciphertexts of the pairwise total ``s^T Q s``
+            follow those of the first-order block(s).
         """
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
