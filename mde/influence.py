@@ -173,6 +173,15 @@ class HeadProxy(Proxy):
         psi = _head_psi(self._phi(X), self.theta_, y_idx)
         return psi if self.R_ is None else psi @ self.R_
 
+    def _psi_sum(self, X: np.ndarray, y_idx: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+        # sum_i w_i vec(diff_i phi_i^T) = vec((w diff)^T phi): one product, psi never materialised
+        phi = self._phi(X)
+        diff = _residual(phi, self.theta_, y_idx)
+        if weight is not None:
+            diff *= weight[:, None]
+        total = (diff.T @ phi).ravel()
+        return total if self.R_ is None else total @ self.R_
+
     def _scores_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         # <w, vec(diff phi^T)> = sum_a diff_a (W phi)_a, without materialising psi
         phi = self._phi(X)

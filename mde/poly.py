@@ -69,6 +69,13 @@ class PolyInfluenceProxy(InfluenceProxy):
         diff[np.arange(len(y_idx)), y_idx] -= 1.0
         return diff
 
+    def _psi_sum(self, X: np.ndarray, y_idx: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+        phi = self._phi(X)
+        diff = self._residual(phi, y_idx)
+        if weight is not None:
+            diff *= weight[:, None]
+        return (diff.T @ phi).ravel()
+
     def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         phi = self._phi(X)
         diff = self._residual(phi, y_idx)

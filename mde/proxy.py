@@ -191,12 +191,14 @@ class Proxy(ABC):
         total = np.zeros(self.psi_dim_)
         for i in range(0, X.shape[0], batch_size):
             xb, yb = X[i : i + batch_size], y_idx[i : i + batch_size]
-            if getattr(self, "known_", None) is not None:
-                keep = ~self.known_.excluded(xb, yb)
-                xb, yb = xb[keep], yb[keep]
-            if len(yb):
-                total += self._psi_batch(xb, yb).sum(axis=0)
+            weight = None if getattr(self, "known_", None) is None else (~self.known_.excluded(xb, yb)).astype(float)
+            total += self._psi_sum(xb, yb, weight)
         return total
+
+    def _psi_sum(self, X: np.ndarray, y_idx: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+        """Weighted sum of psi over validated records (subclasses may avoid materialising psi)."""
+        psi = self._psi_batch(X, y_idx)
+        return psi.sum(axis=0) if weight is None else weight @ psi
 
     def efficacy_terms(self, X: Any, y: Any, batch_size: int = 8192) -> tuple[float, float]:
         """``(A, B)`` of an ``order=2`` proxy: ``A = <w, s>`` and ``B = s^T Q s`` for the

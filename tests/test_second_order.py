@@ -213,3 +213,14 @@ def test_rehashed_manifest_with_another_pairwise_layout_is_refused(proxy2, tmp_p
                                    "manifest.sha256": hashlib.sha256(mbytes).hexdigest().encode()})
     with pytest.raises(mde.ArtifactError, match="pairwise layout"):
         mde.load_artifact(tmp_path / "b.mde")
+
+
+@pytest.mark.parametrize("kind,options", [("influence", {}), ("influence-poly", {}),
+                                          ("student", {"hidden": 8, "epochs": 3, "n_samples": 100, "projection_dim": 20})])
+def test_fast_psi_sum_equals_the_sum_of_psi(model, digits, kind, options):
+    p = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind=kind, random_state=0, **options)
+    Xa, yi = p._validate(digits.Xc, digits.yc)
+    psi = p._psi_batch(Xa, yi)
+    np.testing.assert_allclose(p._psi_sum(Xa, yi), psi.sum(axis=0), rtol=1e-10, atol=1e-10)
+    keep = np.arange(len(yi)) % 3 != 0
+    np.testing.assert_allclose(p._psi_sum(Xa, yi, keep.astype(float)), psi[keep].sum(axis=0), rtol=1e-10, atol=1e-10)
