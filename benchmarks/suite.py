@@ -1,6 +1,6 @@
 """Fidelity suite: every appraisal method against retraining, on every scenario, in one run.
 
-    python -m benchmarks.suite          # 5 scenarios x 5 black boxes: ~20 min, ~11 min cached
+    python -m benchmarks.suite          # 5 scenarios x 5 black boxes: ~25 min, ~12 min cached
     python -m benchmarks.suite --quick  # smoke test, ~1 minute, run by CI (caches its ground truth only)
 
 Methods: the three proxies (plaintext; the influence proxy also sealed, one exported artifact
