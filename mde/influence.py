@@ -169,14 +169,20 @@ class HeadProxy(Proxy):
             H_data = R.T @ (H - l2 * np.eye(m)) @ R
             self.data_curvature_ = float(np.trace(np.linalg.solve(H_r, H_data)) / H_r.shape[0])
 
+    def _head_residual(self, phi: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        """The head's loss gradient with respect to its outputs (softmax: p(x) - e_y)."""
+        return _residual(phi, self.theta_, y_idx)
+
     def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        psi = _head_psi(self._phi(X), self.theta_, y_idx)
+        phi = self._phi(X)
+        diff = self._head_residual(phi, y_idx)
+        psi = (diff[:, :, None] * phi[:, None, :]).reshape(len(y_idx), -1)
         return psi if self.R_ is None else psi @ self.R_
 
     def _psi_sum(self, X: np.ndarray, y_idx: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
         # sum_i w_i vec(diff_i phi_i^T) = vec((w diff)^T phi): one product, psi never materialised
         phi = self._phi(X)
-        diff = _residual(phi, self.theta_, y_idx)
+        diff = self._head_residual(phi, y_idx)
         if weight is not None:
             diff *= weight[:, None]
         total = (diff.T @ phi).ravel()
@@ -185,7 +191,7 @@ class HeadProxy(Proxy):
     def _scores_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         # <w, vec(diff phi^T)> = sum_a diff_a (W phi)_a, without materialising psi
         phi = self._phi(X)
-        diff = _residual(phi, self.theta_, y_idx)
+        diff = self._head_residual(phi, y_idx)
         w_full = self.w_ if self.R_ is None else self.R_ @ self.w_
         W = w_full.reshape(self.theta_.shape)
         return np.einsum("ia,ia->i", diff, phi @ W.T)

@@ -50,11 +50,6 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(31))
 
 
-def check_margin(margin: float) -> float:
-    """Validate an outlier margin (a finite number >= 1)."""
-    return check_number("outlier_margin (None turns the outlier screen off)", margin, low=1.0)
-
-
 class MembershipSketch:
     """Keyed locality-sensitive sketch of ``(x, y)`` training records.
 
@@ -83,7 +78,8 @@ class MembershipSketch:
         Xf = np.asarray(X, dtype=np.float64)
         if Xf.shape[0] < 2:
             raise InputError("a membership sketch needs at least 2 training records.")
-        margin = None if self.outlier_margin is None else check_margin(self.outlier_margin)
+        margin = (None if self.outlier_margin is None else
+                  check_number("outlier_margin (None turns the outlier screen off)", self.outlier_margin, low=1.0))
         rng = np.random.default_rng(random_state)
         self.mean_ = Xf.mean(axis=0)
         _, s, vt = np.linalg.svd(Xf - self.mean_, full_matrices=False)

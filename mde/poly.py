@@ -57,34 +57,18 @@ class PolyInfluenceProxy(InfluenceProxy):
         G = phi.T @ phi / n + l2 * np.eye(phi.shape[1])
         self.theta_ = np.linalg.solve(G, phi.T @ bb.predict_proba(Xtr) / n).T
         phi_te = self._phi(Xte)
-        g_test = self._residual(phi_te, yte).T @ phi_te / len(yte)
+        g_test = self._head_residual(phi_te, yte).T @ phi_te / len(yte)
         self.w_ = (np.linalg.solve(G, g_test.T).T / n).ravel()
         self.R_ = None
         self.Q_ = None
         self.data_curvature_ = None
         self.score_bound_ = float(np.abs(self._scores_batch(Xte, yte)).max()) or 1.0
 
-    def _residual(self, phi: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+    def _head_residual(self, phi: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        """Squared-loss residual of the linear head: Theta phi(x) - e_y."""
         diff = phi @ self.theta_.T
         diff[np.arange(len(y_idx)), y_idx] -= 1.0
         return diff
-
-    def _psi_sum(self, X: np.ndarray, y_idx: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
-        phi = self._phi(X)
-        diff = self._residual(phi, y_idx)
-        if weight is not None:
-            diff *= weight[:, None]
-        return (diff.T @ phi).ravel()
-
-    def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        phi = self._phi(X)
-        diff = self._residual(phi, y_idx)
-        return (diff[:, :, None] * phi[:, None, :]).reshape(len(y_idx), -1)
-
-    def _scores_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        phi = self._phi(X)
-        W = self.w_.reshape(self.theta_.shape)
-        return np.einsum("ia,ia->i", self._residual(phi, y_idx), phi @ W.T)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {**super()._state(), "score_bound_": np.array(self.score_bound_)}

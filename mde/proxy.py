@@ -30,7 +30,7 @@ from mde.errors import (
     require,
 )
 from mde.membership import MembershipSketch
-from mde.report import EFFICACY_UNITS, EfficacyReport, second_order_efficacy
+from mde.report import EFFICACY_UNITS, EfficacyReport, second_order_efficacy, second_order_step
 from mde.sealed import SealedScore
 from mde.sealing import (
     CKKSParams,
@@ -443,7 +443,7 @@ class Proxy(ABC):
         B = float(s @ self.Q_ @ s)
         pair_noise = 8.0 * info["flood_sigma"] * pair["scale"] * 4.0 ** aggregate_exponent(len(scores))
         self._check_value("pairwise term", B, report.pairwise, rtol, pair_noise)
-        r = self.n_train_ / (self.n_train_ + self.data_curvature_ * len(scores))
+        r = second_order_step(len(scores), self.n_train_, self.data_curvature_)
         self._check_value("efficacy", second_order_efficacy(A, B, len(scores), self.n_train_, self.data_curvature_),
                           report.efficacy,
                           rtol, r * (total_noise + rtol * abs(A)) + r * r * (pair_noise + rtol * abs(B)) / 2)
