@@ -119,5 +119,6 @@ def wrap(model: Any, **options: Any) -> BlackBox:
             return factory(model, **options)
     raise AdapterError(
         f"no adapter for {type(model).__name__}; pass a scikit-learn classifier, a torch module, "
-        "an ONNX model, a callable X -> probabilities, or register one with adapters.register_adapter."
+        "an ONNX model, a callable X -> probabilities, or register one with "
+        "adapters.register_adapter."
     )

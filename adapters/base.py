@@ -8,17 +8,10 @@ from typing import Any
 import numpy as np
 
 from mde.errors import AdapterError
+from mde.numerics import softmax
 from mde.validation import check_matrix
 
 __all__ = ["BlackBox", "softmax"]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, numerically stable."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
 
 
 class BlackBox(ABC):
@@ -50,7 +43,9 @@ class BlackBox(ABC):
                 f"({Xa.shape[0]}, {k}). Check the model's output or the adapter's `classes` option."
             )
         if not np.all(np.isfinite(proba)) or np.any(proba < -1e-6):
-            raise AdapterError(f"{type(self).__name__} returned NaN, infinite or negative probabilities.")
+            raise AdapterError(
+                f"{type(self).__name__} returned NaN, infinite or negative probabilities."
+            )
         sums = proba.sum(axis=1)
         if not np.allclose(sums, 1.0, atol=1e-3):
             raise AdapterError(
@@ -64,4 +59,5 @@ class BlackBox(ABC):
         return np.asarray(self.classes_)[np.argmax(self.predict_proba(X), axis=1)]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(n_features_in_={self.n_features_in_}, classes_={list(self.classes_)})"
+        name = type(self).__name__
+        return f"{name}(n_features_in_={self.n_features_in_}, classes_={list(self.classes_)})"

@@ -55,6 +55,9 @@ class CallableBlackBox(BlackBox):
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         step = self.batch_size or X.shape[0]
         out = np.concatenate(
-            [np.asarray(self.fn(X[i : i + step]), dtype=np.float64) for i in range(0, X.shape[0], step)]
+            [
+                np.asarray(self.fn(X[i : i + step]), dtype=np.float64)
+                for i in range(0, X.shape[0], step)
+            ]
         )
         return softmax(out) if self.outputs == "logits" else out

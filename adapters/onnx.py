@@ -69,7 +69,8 @@ class OnnxBlackBox(BlackBox):
             width = inp.shape[-1] if len(inp.shape) >= 2 else None
             if not isinstance(width, int):
                 raise AdapterError(
-                    f"the ONNX input {inp.name!r} has no fixed width ({inp.shape}); pass n_features=..."
+                    f"the ONNX input {inp.name!r} has no fixed width ({inp.shape}); pass "
+                    "n_features=..."
                 )
             n_features = width
         self.n_features_in_ = int(n_features)
@@ -81,14 +82,19 @@ class OnnxBlackBox(BlackBox):
             chosen = (rank2 or seq or [None])[0]
             if chosen is None:
                 raise AdapterError(
-                    f"cannot find a probability output among {[o.name for o in outs]}; pass output=..."
+                    f"cannot find a probability output among {[o.name for o in outs]}; pass "
+                    "output=..."
                 )
             output = chosen.name
         elif output not in [o.name for o in outs]:
-            raise AdapterError(f"ONNX model has no output {output!r}; it has {[o.name for o in outs]}.")
+            raise AdapterError(
+                f"ONNX model has no output {output!r}; it has {[o.name for o in outs]}."
+            )
         self._output = output
         if classes is None:
-            probe = self._session.run([self._output], {self._input: np.zeros((1, self.n_features_in_), self._input_type)})[0]
+            probe = self._session.run(
+                [self._output], {self._input: np.zeros((1, self.n_features_in_), self._input_type)}
+            )[0]
             if isinstance(probe, list) and probe and isinstance(probe[0], dict):
                 classes = list(probe[0].keys())
             else:
@@ -98,6 +104,8 @@ class OnnxBlackBox(BlackBox):
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         out = self._session.run([self._output], {self._input: X.astype(self._input_type)})[0]
         if isinstance(out, list):  # ZipMap: one {label: p} dict per record
-            out = np.array([[row[c] for c in self.classes_.tolist()] for row in out], dtype=np.float64)
+            out = np.array(
+                [[row[c] for c in self.classes_.tolist()] for row in out], dtype=np.float64
+            )
         out = np.asarray(out, dtype=np.float64)
         return softmax(out) if self.outputs == "logits" else out

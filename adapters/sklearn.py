@@ -1,4 +1,4 @@
-"""Adapter for scikit-learn classifiers (anything with ``predict_proba`` or ``decision_function``)."""
+"""Adapter for scikit-learn classifiers (with ``predict_proba`` or ``decision_function``)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ class SklearnBlackBox(BlackBox):
         self.classes_ = np.asarray(model.classes_)
         n = getattr(model, "n_features_in_", None)
         if n is None:
-            raise AdapterError(f"{type(model).__name__} has no n_features_in_; fit it on a 2-D array.")
+            raise AdapterError(
+                f"{type(model).__name__} has no n_features_in_; fit it on a 2-D array."
+            )
         self.n_features_in_ = int(n)
         self._use_proba = True
         try:

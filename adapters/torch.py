@@ -16,7 +16,8 @@ __all__ = ["TorchBlackBox", "is_torch_module"]
 def is_torch_module(model: Any) -> bool:
     """True for a ``torch.nn.Module`` (checked without importing torch)."""
     return any(
-        cls.__module__.startswith("torch.nn") and cls.__name__ == "Module" for cls in type(model).__mro__
+        cls.__module__.startswith("torch.nn") and cls.__name__ == "Module"
+        for cls in type(model).__mro__
     )
 
 

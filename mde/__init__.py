@@ -1,15 +1,17 @@
 """MDE: price training data against a model before either side reveals anything.
 
-Model owner: ``build_proxy`` -> ``proxy.export`` (public artifact) -> ``proxy.open``
-(sealed score -> :class:`EfficacyReport`) -> a pricing function -> ``proxy.verify_delivery``.
-Data owner: ``load_artifact`` -> ``scorer.score`` -> send ``SealedScore.to_bytes()``.
+Model owner: ``owner = build_proxy(...)`` -> ``owner.export`` (public artifact) ->
+``owner.open`` (sealed score -> :class:`EfficacyReport`) -> a pricing function ->
+``owner.verify_delivery``. Data owner: ``load_artifact`` -> ``session.prepare(X, y)``
+(``scorer.score``) -> send ``message.to_bytes()``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mde.build import build_proxy, proxy_kinds, register_proxy
+from mde.crypto.params import CKKSParams
+from mde.data_owner import DataOwnerSession, HiddenClient, Scorer, load_artifact
 from mde.errors import (
     AdapterError,
     ArtifactError,
@@ -20,17 +22,16 @@ from mde.errors import (
     MissingDependencyError,
     NotFittedError,
     PricingError,
+    ProtocolError,
     ReplayError,
     SealedScoreError,
+    StorageError,
 )
-from mde.proxy import Proxy
+from mde.owner import ModelOwner, build_proxy, load_proxy
+from mde.proxies import Proxy, proxy_kinds, register_proxy
 from mde.report import EfficacyReport
-from mde.scoring import Scorer, load_artifact
-from mde.sealed import SealedScore
-from mde.sealing import CKKSParams
-from mde.storage import load_proxy
-
-__version__ = "0.1.0"
+from mde.version import __version__
+from mde.wire import SealedScore
 
 __all__ = [
     "__version__",
@@ -39,9 +40,12 @@ __all__ = [
     "proxy_kinds",
     "register_proxy",
     "Proxy",
+    "ModelOwner",
     "load_proxy",
     "load_artifact",
+    "DataOwnerSession",
     "Scorer",
+    "HiddenClient",
     "SealedScore",
     "EfficacyReport",
     "CKKSParams",
@@ -51,7 +55,9 @@ __all__ = [
     "AdapterError",
     "NotFittedError",
     "ArtifactError",
+    "StorageError",
     "SealedScoreError",
+    "ProtocolError",
     "ReplayError",
     "DeliveryError",
     "PricingError",

@@ -23,7 +23,9 @@ def _label_array(values: list[str]) -> np.ndarray:
     return nums
 
 
-def read_dataset(path: str | os.PathLike[str], label_column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_dataset(
+    path: str | os.PathLike[str], label_column: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Load ``(X, y)`` from ``.npz`` (keys ``X`` and ``y``) or ``.csv`` (header row; labels in
     ``label_column``, default ``label`` if present, else the last column)."""
     p = os.fspath(path)
@@ -33,27 +35,39 @@ def read_dataset(path: str | os.PathLike[str], label_column: str | None = None) 
         try:
             with np.load(p, allow_pickle=False) as data:
                 if "X" not in data or "y" not in data:
-                    raise InputError(f"{p!r} must hold arrays named 'X' and 'y'; it has {list(data.keys())}.")
+                    raise InputError(
+                        f"{p!r} must hold arrays named 'X' and 'y'; it has {list(data.keys())}."
+                    )
                 return data["X"], data["y"]
         except InputError:
             raise
         except (ValueError, OSError) as exc:  # object arrays need pickle, which MDE never loads
-            raise InputError(f"{p!r} cannot be read as plain numeric arrays (no pickle): {exc}") from exc
+            raise InputError(
+                f"{p!r} cannot be read as plain numeric arrays (no pickle): {exc}"
+            ) from exc
     if p.endswith(".csv"):
         with open(p, newline="") as fh:
             rows = list(csv.reader(fh))
         if len(rows) < 2:
-            raise InputError(f"{p!r} has no data rows (a header row and at least one record are needed).")
+            raise InputError(
+                f"{p!r} has no data rows (a header row and at least one record are needed)."
+            )
         header, body = rows[0], [r for r in rows[1:] if r]
         short = [i + 2 for i, r in enumerate(body) if len(r) != len(header)]
         if short:
-            raise InputError(f"{p!r} line {short[0]} has a different number of fields than the header.")
+            raise InputError(
+                f"{p!r} line {short[0]} has a different number of fields than the header."
+            )
         col = label_column or ("label" if "label" in header else header[-1])
         if col not in header:
-            raise InputError(f"label column {col!r} is not in {p!r}'s header {header}; pass --label-column.")
+            raise InputError(
+                f"label column {col!r} is not in {p!r}'s header {header}; pass --label-column."
+            )
         j = header.index(col)
         try:
-            X = np.array([[float(v) for i, v in enumerate(r) if i != j] for r in body], dtype=np.float64)
+            X = np.array(
+                [[float(v) for i, v in enumerate(r) if i != j] for r in body], dtype=np.float64
+            )
         except ValueError as exc:
             raise InputError(f"{p!r} has a non-numeric feature value: {exc}") from exc
         return X, _label_array([r[j] for r in body])

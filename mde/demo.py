@@ -36,7 +36,9 @@ def _demo_data(seed: int) -> tuple[Any, ...]:
     return X, y, model, tr, te, [("clean", X[clean], y[clean]), ("noisy", X[noisy], y_noisy)]
 
 
-def run_demo(kind: str = "influence", seed: int = 0, mode: str = "sealed-value") -> dict[str, float]:
+def run_demo(
+    kind: str = "influence", seed: int = 0, mode: str = "sealed-value"
+) -> dict[str, float]:
     """Run the flow: build, export, score (a clean and a noisy data owner), open, price, verify.
 
     ``mode="hidden"`` runs hidden-proxy mode instead (polynomial influence proxy evaluated on
@@ -52,11 +54,17 @@ def run_demo(kind: str = "influence", seed: int = 0, mode: str = "sealed-value")
     X, y, model, tr, te, sets = _demo_data(seed)
     (_, Xc, yc), (_, Xn, yn) = sets
     print("MDE demo: a model owner prices two data owners' digits without seeing them.\n")
-    _say("model owner", f"black box: {type(model[-1]).__name__} trained on {len(tr)} digits, "
-         f"test accuracy {model.score(X[te], y[te]):.3f}")
+    _say(
+        "model owner",
+        f"black box: {type(model[-1]).__name__} trained on {len(tr)} digits, "
+        f"test accuracy {model.score(X[te], y[te]):.3f}",
+    )
     proxy = mde.build_proxy(model, X[tr], y[tr], X[te], y[te], kind=kind, random_state=seed)
-    _say("model owner", f"built {kind} proxy: psi dim {proxy.psi_dim_}, fidelity {proxy.fidelity_:.3f}, "
-         f"{proxy.build_seconds_:.2f} s")
+    _say(
+        "model owner",
+        f"built {kind} proxy: psi dim {proxy.psi_dim_}, fidelity {proxy.fidelity_:.3f}, "
+        f"{proxy.build_seconds_:.2f} s",
+    )
 
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,33 +73,59 @@ def run_demo(kind: str = "influence", seed: int = 0, mode: str = "sealed-value")
             path = os.path.join(tmp, f"artifact-{name}.mde")
             artifact_id = proxy.export(path)
             scorer = mde.load_artifact(path)
+            if not isinstance(scorer, mde.Scorer):
+                raise mde.ArtifactError(
+                    "the demo exported a sealed-value artifact but read another kind back."
+                )
             sketch = " + membership sketch" if scorer.has_membership_sketch else ""
-            _say("model owner", f"exports artifact {artifact_id[:8]}... ({os.path.getsize(path) / 1e3:.0f} kB: "
-                 f"psi graph + Enc(w) + public key{sketch}, no secret key)")
+            _say(
+                "model owner",
+                f"exports artifact {artifact_id[:8]}... ({os.path.getsize(path) / 1e3:.0f} kB: "
+                f"psi graph + Enc(w) + public key{sketch}, no secret key)",
+            )
             m = scorer.manifest
-            _say("data owner", f"[{name}] sees: kind={m.proxy_kind}, {m.n_features} features, classes "
-                 f"{m.classes[0]}..{m.classes[-1]}, psi dim {m.psi_dim}; w stays encrypted")
+            _say(
+                "data owner",
+                f"[{name}] sees: kind={m.proxy_kind}, {m.n_features} features, classes "
+                f"{m.classes[0]}..{m.classes[-1]}, psi dim {m.psi_dim}; w stays encrypted",
+            )
             sealed = scorer.score(Xd, yd, per_record=per_record).to_bytes()
-            _say("data owner", f"[{name}] sends a sealed score of {len(yd)} records: {len(sealed) / 1e3:.0f} kB "
-                 f"({'per-record' if per_record else 'total only'})")
+            _say(
+                "data owner",
+                f"[{name}] sends a sealed score of {len(yd)} records: {len(sealed) / 1e3:.0f} kB "
+                f"({'per-record' if per_record else 'total only'})",
+            )
             report = proxy.open(sealed)
-            _say("model owner", f"[{name}] opens it: efficacy {report.efficacy:+.4f} nats "
-                 f"(plaintext check {proxy.efficacy(Xd, yd):+.4f})")
+            _say(
+                "model owner",
+                f"[{name}] opens it: efficacy {report.efficacy:+.4f} nats "
+                f"(plaintext check {proxy.efficacy(Xd, yd):+.4f})",
+            )
             pricing = UniformPricing(unit_price=0.25) if per_record else BinaryPricing(price=100.0)
             quote = pricing.quote(report)
-            bought = "" if quote.accepted_records is None else f", buys {len(quote.accepted_records)} records"
+            bought = (
+                ""
+                if quote.accepted_records is None
+                else f", buys {len(quote.accepted_records)} records"
+            )
             _say("model owner", f"[{name}] {pricing!r} -> price {quote.price:.2f}{bought}")
             out[f"{name}_efficacy"] = report.efficacy
             out[f"{name}_price"] = quote.price
             if name == "clean":
                 proxy.verify_delivery(Xd, yd, report)
-                _say("model owner", "[clean] delivery verified: same records (commitment) and same efficacy")
+                _say(
+                    "model owner",
+                    "[clean] delivery verified: same records (commitment) and same efficacy",
+                )
                 try:
                     tampered = yd.copy()
                     tampered[0] = (tampered[0] + 1) % 10
                     proxy.verify_delivery(Xd, tampered, report)
                 except DeliveryError as exc:
-                    _say("model owner", f"[clean] a relabelled delivery is refused: {str(exc)[:60]}...")
+                    _say(
+                        "model owner",
+                        f"[clean] a relabelled delivery is refused: {str(exc)[:60]}...",
+                    )
     print(f"\ndone in {time.perf_counter() - t0:.1f} s")
     return out
 
@@ -102,12 +136,23 @@ def _run_hidden_demo(seed: int) -> dict[str, float]:
 
     t0 = time.perf_counter()
     X, y, model, tr, te, sets = _demo_data(seed)
-    print("MDE demo, hidden-proxy mode: the proxy never leaves the model owner; the data owners'\n"
-          "records travel encrypted under keys only they hold.\n")
-    _say("model owner", f"black box: {type(model[-1]).__name__} trained on {len(tr)} digits, "
-         f"test accuracy {model.score(X[te], y[te]):.3f}")
-    proxy = mde.build_proxy(model, X[tr], y[tr], X[te], y[te], kind="influence-poly", random_state=seed)
-    _say("model owner", f"built influence-poly proxy (squared-loss head, depth-2 score), fidelity {proxy.fidelity_:.3f}")
+    print(
+        "MDE demo, hidden-proxy mode: the proxy never leaves the model owner; the data owners'\n"
+        "records travel encrypted under keys only they hold.\n"
+    )
+    _say(
+        "model owner",
+        f"black box: {type(model[-1]).__name__} trained on {len(tr)} digits, "
+        f"test accuracy {model.score(X[te], y[te]):.3f}",
+    )
+    proxy = mde.build_proxy(
+        model, X[tr], y[tr], X[te], y[te], kind="influence-poly", random_state=seed
+    )
+    _say(
+        "model owner",
+        "built influence-poly proxy (squared-loss head, depth-2 score), fidelity "
+        f"{proxy.fidelity_:.3f}",
+    )
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, Xd, yd in sets:
@@ -115,22 +160,43 @@ def _run_hidden_demo(seed: int) -> dict[str, float]:
             path = os.path.join(tmp, f"hidden-{name}.mde")
             proxy.export(path, mode="hidden")
             client = mde.load_artifact(path)
+            if not isinstance(client, mde.HiddenClient):
+                raise mde.ArtifactError(
+                    "the demo exported a hidden-mode artifact but read another kind back."
+                )
             m = client.manifest
-            _say("model owner", f"exports hidden artifact ({os.path.getsize(path)} bytes: shapes, classes, CKKS "
-                 f"N={m.ckks.poly_modulus_degree}; no weights)")
+            _say(
+                "model owner",
+                f"exports hidden artifact ({os.path.getsize(path)} bytes: shapes, classes, CKKS "
+                f"N={m.ckks.poly_modulus_degree}; no weights)",
+            )
             t = time.perf_counter()
             request = client.encrypt(Xd, yd).to_bytes()
-            _say("data owner", f"[{name}] encrypts {len(yd)} records under its own key: {len(request) / 1e6:.1f} MB "
-                 f"({time.perf_counter() - t:.1f} s)")
+            _say(
+                "data owner",
+                f"[{name}] encrypts {len(yd)} records under its own key: {len(request) / 1e6:.1f} "
+                "MB "
+                f"({time.perf_counter() - t:.1f} s)",
+            )
             t = time.perf_counter()
             result = proxy.evaluate_hidden(request).to_bytes()
-            _say("model owner", f"[{name}] evaluates the proxy on ciphertexts, sums, masks: {len(result) / 1e3:.0f} kB "
-                 f"back ({time.perf_counter() - t:.1f} s)")
+            _say(
+                "model owner",
+                f"[{name}] evaluates the proxy on ciphertexts, sums, masks: "
+                f"{len(result) / 1e3:.0f} kB "
+                f"back ({time.perf_counter() - t:.1f} s)",
+            )
             partial = client.decrypt(result).to_bytes()
-            _say("data owner", f"[{name}] decrypts the masked sum, adds flooding noise, returns one number")
+            _say(
+                "data owner",
+                f"[{name}] decrypts the masked sum, adds flooding noise, returns one number",
+            )
             report = proxy.open(partial)
-            _say("model owner", f"[{name}] efficacy {report.efficacy:+.5f} (plaintext check "
-                 f"{proxy.efficacy(Xd, yd):+.5f})")
+            _say(
+                "model owner",
+                f"[{name}] efficacy {report.efficacy:+.5f} (plaintext check "
+                f"{proxy.efficacy(Xd, yd):+.5f})",
+            )
             quote = BinaryPricing(price=100.0).quote(report)
             _say("model owner", f"[{name}] BinaryPricing(price=100) -> price {quote.price:.2f}")
             proxy.verify_delivery(Xd, yd, report)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from types import ModuleType
 
 __all__ = [
+    "ProtocolError",
+    "StorageError",
     "MDEError",
     "InputError",
     "LabelError",
@@ -48,8 +50,16 @@ class ArtifactError(MDEError, ValueError):
     """An artifact or proxy file is tampered, truncated, of another version, or mismatched."""
 
 
+class StorageError(ArtifactError):
+    """A file kept by one owner (proxy file, key file) is missing, damaged or of another version."""
+
+
 class SealedScoreError(MDEError, ValueError):
     """A sealed score is corrupt, or was made for another artifact or key."""
+
+
+class ProtocolError(MDEError, ValueError):
+    """A hidden-mode message is tampered, mismatched, out of order or unsafe."""
 
 
 class ReplayError(MDEError):

@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["EfficacyReport", "EFFICACY_UNITS", "second_order_efficacy", "second_order_step"]
+__all__ = ["EfficacyReport", "EFFICACY_UNITS"]
 
 EFFICACY_UNITS = (
     "predicted reduction of the model owner's mean test log-loss (nats) of the proxy if the "
     "records were added to its training set; positive = useful"
 )
-
-
-def second_order_step(n_records: int, n_train: int, data_curvature: float = 1.0) -> float:
-    """Step factor ``r = n_train / (n_train + data_curvature * n_records)`` of an ``order=2``
-    proxy: the added records bring curvature like D_tr's records, ``n_records`` times the
-    data part of ``H`` (share ``data_curvature`` of its trace, the rest is L2), which
-    shortens the step ``d = -r H^-1 s / n_train``."""
-    return n_train / (n_train + data_curvature * n_records)
-
-
-def second_order_efficacy(first_order: float, pairwise: float, n_records: int, n_train: int,
-                          data_curvature: float = 1.0) -> float:
-    """Efficacy of an ``order=2`` proxy from its two sealed quantities.
-
-    Along the step ``d = -r H^-1 s / n_train`` (``r`` from :func:`second_order_step`) the
-    test loss falls by ``r A - r^2 B / 2`` to second order, with ``A = first_order = <w, s>``
-    and ``B = pairwise = s^T Q s``; that is returned.
-    """
-    r = second_order_step(n_records, n_train, data_curvature)
-    return r * first_order - r * r * pairwise / 2.0
 
 
 class EfficacyReport(BaseModel):
@@ -41,7 +22,8 @@ class EfficacyReport(BaseModel):
     ----------
     efficacy : float
         Sum of the record scores, in :data:`EFFICACY_UNITS` (for an ``order=2`` proxy,
-        :func:`second_order_efficacy` of ``first_order`` and ``pairwise``, not a sum).
+        :func:`mde.proxies.second_order.second_order_efficacy` of ``first_order`` and
+        ``pairwise``, not a sum).
     n_records : int
     record_scores : list of float or None
         Per-record scores (in record order) if the data owner sealed them per record
@@ -54,8 +36,10 @@ class EfficacyReport(BaseModel):
     proxy_kind : str
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
+    format: Literal["mde-report"] = "mde-report"
+    format_version: Literal[1] = 1
     efficacy: float
     n_records: int = Field(ge=1)
     record_scores: list[float] | None = None
@@ -71,12 +55,20 @@ class EfficacyReport(BaseModel):
         if not math.isfinite(self.efficacy):
             raise ValueError("efficacy must be finite")
         if (self.first_order is None) != (self.pairwise is None):
-            raise ValueError("first_order and pairwise come together (order-2 proxies) or not at all")
-        if self.pairwise is not None and not (math.isfinite(self.pairwise) and math.isfinite(self.first_order)):
+            raise ValueError(
+                "first_order and pairwise come together (order-2 proxies) or not at all"
+            )
+        if (
+            self.pairwise is not None
+            and self.first_order is not None
+            and not (math.isfinite(self.pairwise) and math.isfinite(self.first_order))
+        ):
             raise ValueError("first_order and pairwise must be finite")
         if self.record_scores is not None:
             if len(self.record_scores) != self.n_records:
-                raise ValueError(f"{len(self.record_scores)} record scores for {self.n_records} records")
+                raise ValueError(
+                    f"{len(self.record_scores)} record scores for {self.n_records} records"
+                )
             if not all(math.isfinite(s) for s in self.record_scores):
                 raise ValueError("record scores must be finite")
         return self

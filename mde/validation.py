@@ -13,7 +13,14 @@ import numpy as np
 
 from mde.errors import InputError, LabelError
 
-__all__ = ["check_matrix", "check_finite", "feature_names_of", "encode_labels", "check_Xy", "as_native"]
+__all__ = [
+    "check_matrix",
+    "check_finite",
+    "feature_names_of",
+    "encode_labels",
+    "check_Xy",
+    "as_native",
+]
 
 
 def feature_names_of(X: Any) -> list[str] | None:
@@ -50,7 +57,9 @@ def check_matrix(
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} must be a numeric array of shape (n_records, n_features): {exc}") from exc
+        raise InputError(
+            f"{name} must be a numeric array of shape (n_records, n_features): {exc}"
+        ) from exc
     if arr.ndim == 1 and n_features is not None and arr.shape[0] == n_features:
         raise InputError(
             f"{name} is 1-D with {arr.shape[0]} values; pass a 2-D array of shape (n_records, "
@@ -75,8 +84,10 @@ def check_finite(arr: np.ndarray, offset: int = 0, name: str = "X") -> None:
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise InputError(
-            f"{name} contains NaN or infinite values (first at record {bad[0] + offset}, feature {bad[1]}; "
-            "values beyond the float32 range count as infinite); impute or drop those records before scoring."
+            f"{name} contains NaN or infinite values (first at record {bad[0] + offset}, feature "
+            f"{bad[1]}; "
+            "values beyond the float32 range count as infinite); impute or drop those records "
+            "before scoring."
         )
 
 
@@ -103,14 +114,18 @@ def encode_labels(y: Any, classes: Sequence[Any], n_records: int | None = None) 
     if arr.shape[0] == 0:
         raise InputError("y is empty (0 records); there is nothing to score or price.")
     if n_records is not None and arr.shape[0] != n_records:
-        raise InputError(f"X has {n_records} records but y has {arr.shape[0]} labels; they must match.")
+        raise InputError(
+            f"X has {n_records} records but y has {arr.shape[0]} labels; they must match."
+        )
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise InputError("y contains NaN or infinite labels; drop those records before scoring.")
     index = {as_native(c): i for i, c in enumerate(classes)}
     try:
         uniq, inverse = np.unique(arr, return_inverse=True)
     except TypeError as exc:
-        raise InputError(f"y mixes label types that cannot be compared ({exc}); use one type for all labels.") from exc
+        raise InputError(
+            f"y mixes label types that cannot be compared ({exc}); use one type for all labels."
+        ) from exc
     codes = np.empty(len(uniq), dtype=np.int64)
     for j, label in enumerate(uniq):
         key = as_native(label)
@@ -118,29 +133,45 @@ def encode_labels(y: Any, classes: Sequence[Any], n_records: int | None = None) 
             if isinstance(key, str) and all(not isinstance(c, str) for c in index):
                 raise LabelError(
                     f"label {key!r} is a string but the model's classes are numbers {list(index)}; "
-                    "pass numeric labels (a list mixing numbers and strings is read as all strings)."
+                    "pass numeric labels (a list mixing numbers and strings is read as all "
+                    "strings)."
                 )
             raise LabelError(
                 f"label {key!r} is not one of the model's classes {list(index)}; "
-                "relabel or drop those records (the proxy cannot value a class the model does not predict)."
+                "relabel or drop those records (the proxy cannot value a class the model does not "
+                "predict)."
             )
         codes[j] = index[key]
     return codes[inverse.ravel()]
 
 
 def check_Xy(
-    X: Any, y: Any, n_features: int | None, classes: Sequence[Any], feature_names: list[str] | None = None
+    X: Any,
+    y: Any,
+    n_features: int | None,
+    classes: Sequence[Any],
+    feature_names: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate a labelled data set; return (X float64 (n, d), class indices int64 (n,))."""
     Xa = check_matrix(X, n_features, feature_names=feature_names)
     return Xa, encode_labels(y, classes, Xa.shape[0])
 
 
-def check_number(name: str, value: Any, *, integer: bool = False, low: float | None = None,
-                 low_open: bool = False) -> Any:
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    integer: bool = False,
+    low: float | None = None,
+    low_open: bool = False,
+) -> Any:
     """Validate a hyperparameter: a real number (an integer if asked) at or above ``low``
     (strictly above with ``low_open``). Returns it as int or float."""
-    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.integer, np.floating))
+    ok_type = (
+        isinstance(value, (int, np.integer))
+        if integer
+        else isinstance(value, (int, float, np.integer, np.floating))
+    )
     if isinstance(value, bool) or not ok_type or (not integer and not np.isfinite(value)):
         kind = "an integer" if integer else "a finite number"
         raise InputError(f"{name} must be {kind}; got {value!r}.")

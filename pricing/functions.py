@@ -53,7 +53,9 @@ class BasePricing:
             raise PricingError("report efficacy is not finite; refusing to price it.")
         price, accepted, records = self._price(report)
         if not math.isfinite(price):
-            raise PricingError(f"{self.name} pricing produced a non-finite price ({price}); check its parameters.")
+            raise PricingError(
+                f"{self.name} pricing produced a non-finite price ({price}); check its parameters."
+            )
         return Quote(
             price=max(0.0, float(price)),
             accepted=accepted,
@@ -165,7 +167,9 @@ class TieredPricing(BasePricing):
         raw = list(tiers.items()) if isinstance(tiers, dict) else list(tiers)
         if not raw or not all(isinstance(t, (tuple, list)) and len(t) == 2 for t in raw):
             raise PricingError("tiered pricing needs a non-empty list of (threshold, price) pairs.")
-        self.tiers = sorted((_finite("threshold", t), _finite("price", p, nonneg=True)) for t, p in raw)
+        self.tiers = sorted(
+            (_finite("threshold", t), _finite("price", p, nonneg=True)) for t, p in raw
+        )
         prices = [p for _, p in self.tiers]
         if any(b < a for a, b in zip(prices, prices[1:])):
             raise PricingError("tier prices must not decrease as thresholds increase.")

@@ -31,12 +31,19 @@ class PropertyCheck(BaseModel):
 
 
 def _report(scores: np.ndarray) -> EfficacyReport:
-    return EfficacyReport(efficacy=float(scores.sum()), n_records=len(scores), record_scores=scores.tolist(),
-                          artifact_id="check", commitment="check", proxy_kind="check")
+    return EfficacyReport(
+        efficacy=float(scores.sum()),
+        n_records=len(scores),
+        record_scores=scores.tolist(),
+        artifact_id="check",
+        commitment="check",
+        proxy_kind="check",
+    )
 
 
-def check_pricing(pricing: PricingFunction, n_trials: int = 300, scale: float = 1.0,
-                  random_state: int | None = 0) -> PropertyCheck:
+def check_pricing(
+    pricing: PricingFunction, n_trials: int = 300, scale: float = 1.0, random_state: int | None = 0
+) -> PropertyCheck:
     """Probe ``pricing`` on random per-record reports (scores ~ N(0, scale), 1-30 records).
 
     - non-negative: every price >= 0;
@@ -55,13 +62,24 @@ def check_pricing(pricing: PricingFunction, n_trials: int = 300, scale: float = 
         up = scores.copy()
         j = int(rng.integers(n))
         up[j] += abs(rng.normal(0.0, scale)) + 1e-3
-        if pricing.quote(_report(up)).price < whole - 1e-9 * max(1.0, abs(whole)) and "monotone" not in found:
-            found["monotone"] = f"raising record {j} of {scores.round(4).tolist()} lowered the price"
+        if (
+            pricing.quote(_report(up)).price < whole - 1e-9 * max(1.0, abs(whole))
+            and "monotone" not in found
+        ):
+            found["monotone"] = (
+                f"raising record {j} of {scores.round(4).tolist()} lowered the price"
+            )
         if n >= 2:
             parts = np.array_split(rng.permutation(n), int(rng.integers(2, min(n, 4) + 1)))
             split = sum(pricing.quote(_report(scores[p])).price for p in parts if len(p))
             if split > whole + 1e-9 * max(1.0, abs(whole)) and "arbitrage_free" not in found:
-                found["arbitrage_free"] = (f"{len(parts)} parts of {scores.round(4).tolist()} earn {split:.6g} "
-                                           f"> whole {whole:.6g}")
-    return PropertyCheck(non_negative="non_negative" not in found, monotone="monotone" not in found,
-                         arbitrage_free="arbitrage_free" not in found, counterexamples=found)
+                found["arbitrage_free"] = (
+                    f"{len(parts)} parts of {scores.round(4).tolist()} earn {split:.6g} "
+                    f"> whole {whole:.6g}"
+                )
+    return PropertyCheck(
+        non_negative="non_negative" not in found,
+        monotone="monotone" not in found,
+        arbitrage_free="arbitrage_free" not in found,
+        counterexamples=found,
+    )

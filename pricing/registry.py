@@ -51,13 +51,17 @@ def parse_pricing(spec: str) -> PricingFunction:
     for pair in pairs:
         key, eq, val = pair.partition("=")
         if not eq:
-            raise PricingError(f"pricing parameter {pair!r} must look like key=value (in {spec!r}).")
+            raise PricingError(
+                f"pricing parameter {pair!r} must look like key=value (in {spec!r})."
+            )
         kv[key.strip()] = _value(val)
     if name.strip() == "tiered":
         try:
             return TieredPricing([(float(k), v) for k, v in kv.items()])
         except ValueError as exc:
-            raise PricingError(f"tiered pricing wants threshold=price pairs; got {spec!r}.") from exc
+            raise PricingError(
+                f"tiered pricing wants threshold=price pairs; got {spec!r}."
+            ) from exc
     return get_pricing(name.strip(), **kv)
 
 

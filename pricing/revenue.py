@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict
 
 from mde.errors import PricingError
 from mde.report import EfficacyReport
+from mde.valuation.shapley import exact_shapley, permutation_shapley
 from pricing.quote import PricingFunction, Quote
-from pricing.shapley import exact_shapley, permutation_shapley
 
 __all__ = ["RevenueSplit", "split_revenue", "sub_report", "replication_weights"]
 
@@ -33,7 +33,9 @@ class RevenueSplit(BaseModel):
     n_evaluations: int
 
 
-def sub_report(report: EfficacyReport, records: Sequence[int], weights: np.ndarray | None = None) -> EfficacyReport:
+def sub_report(
+    report: EfficacyReport, records: Sequence[int], weights: np.ndarray | None = None
+) -> EfficacyReport:
     """The report of a subset of records (per-record scores needed), optionally reweighted.
 
     Its efficacy is the sum of the subset's record scores: for a report of an ``order=2``
@@ -45,9 +47,16 @@ def sub_report(report: EfficacyReport, records: Sequence[int], weights: np.ndarr
     if weights is not None:
         scores = scores * weights[list(records)]
     plain = {"first_order": None, "pairwise": None}
-    return report.model_copy(update={"record_scores": scores.tolist(), "efficacy": float(scores.sum()),
-                                     "n_records": max(len(scores), 1), **plain} if len(scores) else
-                             {"record_scores": [0.0], "efficacy": 0.0, "n_records": 1, **plain})
+    return report.model_copy(
+        update={
+            "record_scores": scores.tolist(),
+            "efficacy": float(scores.sum()),
+            "n_records": max(len(scores), 1),
+            **plain,
+        }
+        if len(scores)
+        else {"record_scores": [0.0], "efficacy": 0.0, "n_records": 1, **plain}
+    )
 
 
 def replication_weights(X: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
@@ -91,7 +100,8 @@ def split_revenue(
         Weight each record by 1 / (its number of near-copies among the delivered records
         ``X``), so that a seller who duplicates records, or splits into sybils holding
         copies, earns no larger share of the revenue (the price itself is set by the
-        pricing function on the report, copies included). What it gives up: distinct records closer than ``tolerance``
+        pricing function on the report, copies included). What it gives up: distinct records
+        closer than ``tolerance``
         (relative to the feature scale) are treated as copies, and an honest seller whose
         records another seller copied shares their value with the copier.
 
@@ -102,7 +112,9 @@ def split_revenue(
         quote was not made by ``pricing`` on ``report``.
     """
     if len(sellers) != report.n_records:
-        raise PricingError(f"{len(sellers)} seller labels for {report.n_records} records; give one per record.")
+        raise PricingError(
+            f"{len(sellers)} seller labels for {report.n_records} records; give one per record."
+        )
     if report.record_scores is None:
         raise PricingError("splitting revenue needs per-record scores; score with per_record=True.")
     if abs(pricing.quote(report).price - quote.price) > 1e-9 * max(1.0, abs(quote.price)):
@@ -110,7 +122,9 @@ def split_revenue(
     weights = None
     if replication_robust:
         if X is None or len(X) != report.n_records:
-            raise PricingError("replication_robust needs the delivered features X, one row per record.")
+            raise PricingError(
+                "replication_robust needs the delivered features X, one row per record."
+            )
         weights = replication_weights(X, tolerance)
     names = list(dict.fromkeys(sellers))
     members = {s: [i for i, t in enumerate(sellers) if t == s] for s in names}
@@ -130,7 +144,15 @@ def split_revenue(
     # replication weights, or an order-2 report (coalitions valued at first order), changed V(all)
     if abs(total - quote.price) > 1e-9 * max(1.0, quote.price):
         positive = np.clip(pay, 0, None)
-        pay = positive / positive.sum() * quote.price if positive.sum() > 0 else np.full(len(names), quote.price / len(names))
-    return RevenueSplit(payments={str(n): float(p) for n, p in zip(names, pay)}, price=quote.price, method=method,
-                        replication_robust=replication_robust, n_evaluations=res.n_evaluations)
-
+        pay = (
+            positive / positive.sum() * quote.price
+            if positive.sum() > 0
+            else np.full(len(names), quote.price / len(names))
+        )
+    return RevenueSplit(
+        payments={str(n): float(p) for n, p in zip(names, pay)},
+        price=quote.price,
+        method=method,
+        replication_robust=replication_robust,
+        n_evaluations=res.n_evaluations,
+    )

@@ -1,0 +1,171 @@
+"""The ``mde`` command line: build, inspect, score, open, price, verify, demo; and the
+hidden-mode steps encrypt (data owner), evaluate (model owner), decrypt (data owner)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mde.cli import commands
+from mde.errors import MDEError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mde", description="Price training data against a model before either side reveals it."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser(
+        "build",
+        help="model owner: build a proxy, export the public artifact, save the private proxy",
+    )
+    b.add_argument(
+        "--model",
+        required=True,
+        help="model file: .onnx, or a scikit-learn .joblib/.pkl on your own machine",
+    )
+    b.add_argument("--train", required=True, help="training set (.npz with X, y; or .csv)")
+    b.add_argument("--test", required=True, help="test set (.npz or .csv)")
+    b.add_argument("--kind", default="influence")
+    b.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="proxy option, repeatable",
+    )
+    b.add_argument(
+        "--artifact-out", default="artifact.mde", help="public artifact to hand to data owners"
+    )
+    b.add_argument(
+        "--proxy-out", default="proxy.mdeproxy", help="private proxy file (secret key inside)"
+    )
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--label-column", default=None)
+    b.add_argument(
+        "--mode",
+        default="sealed-value",
+        choices=["sealed-value", "hidden"],
+        help="hidden: export shapes only; data owners send encrypted records (kind influence-poly)",
+    )
+    b.set_defaults(func=commands.cmd_build)
+
+    i = sub.add_parser(
+        "inspect", help="data owner: show an artifact's manifest (all it reveals besides psi)"
+    )
+    i.add_argument("--artifact", required=True)
+    i.set_defaults(func=commands.cmd_inspect)
+
+    s = sub.add_parser(
+        "score", help="data owner: score local data against an artifact; write a sealed score"
+    )
+    s.add_argument("--artifact", required=True)
+    s.add_argument("--data", required=True)
+    s.add_argument(
+        "--per-record",
+        action="store_true",
+        help="seal each record's score (needed for uniform pricing)",
+    )
+    s.add_argument("--out", default="score.mdeseal")
+    s.add_argument("--label-column", default=None)
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=commands.cmd_score)
+
+    o = sub.add_parser(
+        "open",
+        help="model owner: open a sealed score (or a hidden-mode partial result); print the quote",
+    )
+    o.add_argument("--proxy", required=True)
+    o.add_argument("--sealed", required=True)
+    o.add_argument(
+        "--pricing",
+        default="binary:price=100,threshold=0",
+        help="e.g. binary:price=100,threshold=0 | uniform:unit_price=1 | "
+        "linear:rate=1000,floor=0,cap=500",
+    )
+    o.add_argument("--report-out", default="report.json")
+    o.add_argument(
+        "--allow-repeat",
+        action="store_true",
+        help="accept a second evaluation of the same artifact",
+    )
+    o.set_defaults(func=commands.cmd_open)
+
+    pr = sub.add_parser(
+        "price", help="model owner: price an opened report (again) with any pricing function"
+    )
+    pr.add_argument("--report", required=True)
+    pr.add_argument("--pricing", required=True)
+    pr.set_defaults(func=commands.cmd_price)
+
+    v = sub.add_parser("verify", help="model owner: check delivered data against the opened report")
+    v.add_argument("--proxy", required=True)
+    v.add_argument("--data", required=True)
+    v.add_argument("--report", required=True)
+    v.add_argument("--label-column", default=None)
+    v.set_defaults(func=commands.cmd_verify)
+
+    e = sub.add_parser(
+        "encrypt", help="data owner (hidden mode): encrypt local data under your own key"
+    )
+    e.add_argument("--artifact", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--out", default="request.mdereq")
+    e.add_argument(
+        "--key", default="key.mdekey", help="your secret key file (keep it; needed to decrypt)"
+    )
+    e.add_argument("--label-column", default=None)
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=commands.cmd_encrypt)
+
+    ev = sub.add_parser(
+        "evaluate", help="model owner (hidden mode): evaluate the proxy on encrypted records"
+    )
+    ev.add_argument("--proxy", required=True)
+    ev.add_argument("--request", required=True)
+    ev.add_argument("--out", default="result.mderes")
+    ev.add_argument(
+        "--allow-repeat",
+        action="store_true",
+        help="accept a second evaluation of the same artifact",
+    )
+    ev.set_defaults(func=commands.cmd_evaluate)
+
+    dc = sub.add_parser(
+        "decrypt", help="data owner (hidden mode): decrypt the masked sum, add flooding noise"
+    )
+    dc.add_argument("--artifact", required=True)
+    dc.add_argument("--key", required=True)
+    dc.add_argument("--result", required=True)
+    dc.add_argument("--out", default="partial.mdepart")
+    dc.set_defaults(func=commands.cmd_decrypt)
+
+    d = sub.add_parser(
+        "demo", help="run the whole two-party flow on built-in data (scikit-learn digits)"
+    )
+    d.add_argument("--kind", default="influence")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--mode", default="sealed-value", choices=["sealed-value", "hidden"])
+    d.set_defaults(func=commands.cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mde`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MDEError as exc:
+        print(f"mde {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # unreadable or unwritable files: say which, no traceback
+        print(f"mde {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

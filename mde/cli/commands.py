@@ -1,0 +1,255 @@
+"""The steps of the ``mde`` command line, one function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from mde.errors import InputError
+
+__all__ = [
+    "cmd_build",
+    "cmd_inspect",
+    "cmd_score",
+    "cmd_open",
+    "cmd_price",
+    "cmd_verify",
+    "cmd_encrypt",
+    "cmd_evaluate",
+    "cmd_decrypt",
+    "cmd_demo",
+]
+
+
+_RESERVED = {"random_state": "--seed", "kind": "--kind"}
+
+
+def _options(pairs: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, val = pair.partition("=")
+        if not eq:
+            raise InputError(f"--option {pair!r} must look like key=value (e.g. n_components=32).")
+        if key in _RESERVED:
+            raise InputError(f"set {key} with {_RESERVED[key]}, not --option.")
+        try:
+            out[key] = json.loads(val)
+        except json.JSONDecodeError:
+            out[key] = val
+    return out
+
+
+def _load_model(path: str) -> Any:
+    if path.endswith(".onnx"):
+        return path
+    if path.endswith((".joblib", ".pkl", ".pickle")):
+        # A scikit-learn model file on the model owner's own machine: it never crosses owners.
+        import joblib
+
+        try:
+            return joblib.load(path)
+        except FileNotFoundError as exc:
+            raise InputError(f"model file {path!r} does not exist.") from exc
+    raise InputError(
+        f"unsupported model file {path!r}: use an .onnx file or a scikit-learn .joblib/.pkl file."
+    )
+
+
+def _check_out(*paths: str) -> None:
+    """Fail before any long work if an output folder does not exist."""
+    for path in paths:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise InputError(f"output folder {folder!r} does not exist; create it first.")
+
+
+def _read(path: str, mode: str = "rb") -> Any:
+    if not os.path.exists(path):
+        raise InputError(f"file {path!r} does not exist.")
+    with open(path, mode) as fh:
+        return fh.read()
+
+
+def cmd_build(a: argparse.Namespace) -> int:
+    from mde.data_io import read_dataset
+    from mde.owner import build_proxy
+
+    _check_out(a.artifact_out, a.proxy_out)
+    Xtr, ytr = read_dataset(a.train, a.label_column)
+    Xte, yte = read_dataset(a.test, a.label_column)
+    proxy = build_proxy(
+        _load_model(a.model),
+        Xtr,
+        ytr,
+        Xte,
+        yte,
+        kind=a.kind,
+        random_state=a.seed,
+        **_options(a.option),
+    )
+    artifact_id = proxy.export(a.artifact_out, mode=a.mode)
+    proxy.save(a.proxy_out)
+    summary = proxy.summary() | {
+        "artifact_id": artifact_id,
+        "artifact_bytes": os.path.getsize(a.artifact_out),
+        "artifact": a.artifact_out,
+        "proxy_file (private)": a.proxy_out,
+    }
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_inspect(a: argparse.Namespace) -> int:
+    from mde.data_owner import load_artifact
+
+    scorer = load_artifact(a.artifact)
+    print(scorer.manifest.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_score(a: argparse.Namespace) -> int:
+    from mde.data_io import read_dataset
+    from mde.data_owner import Scorer, load_artifact
+
+    _check_out(a.out)
+    scorer = load_artifact(a.artifact)
+    if not isinstance(scorer, Scorer):
+        raise InputError(
+            f"{a.artifact!r} is a hidden-mode artifact: there is no proxy to run locally. Encrypt "
+            "the "
+            "records with `mde encrypt` and send the request to the model owner."
+        )
+    X, y = read_dataset(a.data, a.label_column)
+    sealed = scorer.score(X, y, per_record=a.per_record, progress=not a.quiet)
+    blob = sealed.to_bytes()
+    with open(a.out, "wb") as fh:
+        fh.write(blob)
+    print(
+        json.dumps(
+            {
+                "sealed": a.out,
+                "bytes": len(blob),
+                "artifact_id": sealed.artifact_id,
+                "n_records": sealed.n_records,
+                "commitment": sealed.commitment,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def cmd_open(a: argparse.Namespace) -> int:
+    from mde.owner import load_proxy
+    from pricing import parse_pricing
+
+    pricing = parse_pricing(a.pricing)
+    if a.report_out:
+        _check_out(a.report_out)
+    proxy = load_proxy(a.proxy)
+    report = proxy.open(_read(a.sealed), allow_repeat=a.allow_repeat)
+    if a.report_out:  # keep the report first: it can be priced again with `mde price`
+        with open(a.report_out, "w") as fh:
+            fh.write(report.model_dump_json(indent=2))
+    proxy.save(a.proxy)  # remember that this artifact was evaluated
+    print(pricing.quote(report).model_dump_json(indent=2))
+    return 0
+
+
+def _load_report(path: str) -> Any:
+    from pydantic import ValidationError
+
+    from mde.report import EfficacyReport
+
+    try:
+        return EfficacyReport.model_validate_json(_read(path))
+    except ValidationError as exc:
+        raise InputError(f"{path!r} is not a valid efficacy report: {exc}") from exc
+
+
+def cmd_price(a: argparse.Namespace) -> int:
+    from pricing import parse_pricing
+
+    print(parse_pricing(a.pricing).quote(_load_report(a.report)).model_dump_json(indent=2))
+    return 0
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from mde.data_io import read_dataset
+    from mde.owner import load_proxy
+
+    X, y = read_dataset(a.data, a.label_column)
+    report = _load_report(a.report)
+    load_proxy(a.proxy).verify_delivery(X, y, report)
+    print(
+        json.dumps(
+            {"verified": True, "n_records": report.n_records, "commitment": report.commitment}
+        )
+    )
+    return 0
+
+
+def cmd_encrypt(a: argparse.Namespace) -> int:
+    from mde.data_io import read_dataset
+    from mde.data_owner import HiddenClient, load_artifact
+
+    _check_out(a.out, a.key)
+    client = load_artifact(a.artifact)
+    if not isinstance(client, HiddenClient):
+        raise InputError(f"{a.artifact!r} is a sealed-value artifact; use `mde score` for it.")
+    X, y = read_dataset(a.data, a.label_column)
+    blob = client.encrypt(X, y, progress=not a.quiet).to_bytes()
+    with open(a.out, "wb") as fh:
+        fh.write(blob)
+    client.save_key(a.key)
+    print(
+        json.dumps(
+            {
+                "request": a.out,
+                "bytes": len(blob),
+                "bytes_per_record": len(blob) / len(y),
+                "key (private)": a.key,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from mde.owner import load_proxy
+
+    _check_out(a.out)
+    proxy = load_proxy(a.proxy)
+    blob = proxy.evaluate_hidden(_read(a.request), allow_repeat=a.allow_repeat).to_bytes()
+    with open(a.out, "wb") as fh:
+        fh.write(blob)
+    proxy.save(a.proxy)  # keeps the mask needed to open the answer
+    print(json.dumps({"result": a.out, "bytes": len(blob)}, indent=2))
+    return 0
+
+
+def cmd_decrypt(a: argparse.Namespace) -> int:
+    from mde.data_owner import HiddenClient, load_artifact
+
+    _check_out(a.out)
+    client = load_artifact(a.artifact)
+    if not isinstance(client, HiddenClient):
+        raise InputError(f"{a.artifact!r} is a sealed-value artifact; nothing to decrypt.")
+    client.load_key(a.key)
+    blob = client.decrypt(_read(a.result)).to_bytes()
+    client.save_key(a.key)  # remembers that this result was decrypted
+    with open(a.out, "wb") as fh:
+        fh.write(blob)
+    print(json.dumps({"partial": a.out, "bytes": len(blob)}, indent=2))
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from mde.demo import run_demo
+
+    run_demo(kind=a.kind, seed=a.seed, mode=a.mode)
+    return 0

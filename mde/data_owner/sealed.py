@@ -1,0 +1,256 @@
+"""Data owner, sealed-value mode: score local data against an artifact and seal the result."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from mde.crypto.context import load_context
+from mde.crypto.sealing import aggregate_exponent, pairwise_products, seal_blocks
+from mde.data_owner.base import DataOwnerSession
+from mde.errors import ArtifactError, InputError, ProtocolError, require
+from mde.proxies.membership import MembershipSketch
+from mde.validation import check_finite, check_matrix, encode_labels
+from mde.wire.artifact import ArtifactManifest, SealedArtifact
+from mde.wire.commitment import Committer
+from mde.wire.sealed_score import SealedScore
+
+__all__ = ["Scorer"]
+
+
+class Scorer(DataOwnerSession):
+    """Scores local data against a sealed-value artifact and seals the result.
+
+    Use :func:`mde.load_artifact` to make one. ``manifest`` holds the public metadata; the
+    value vector stays encrypted and cannot be decrypted here.
+    """
+
+    mode = "sealed-value"
+    manifest: ArtifactManifest
+
+    def __init__(self, artifact: SealedArtifact) -> None:
+        ts = require("tenseal")
+        ort = require("onnxruntime")
+        manifest, members = artifact.manifest, artifact.members
+        self.manifest = manifest
+        self.manifest_sha256 = artifact.digest
+        self._context = load_context(
+            members["context.tenseal"], ArtifactError, public=True, what="artifact's CKKS context"
+        )
+        try:
+            self._enc_w = [
+                ts.ckks_vector_from(self._context, members[f"w_{c}.ckks"])
+                for c in range(manifest.layout.chunks)
+            ]
+            pairwise = manifest.pairwise_layout
+            self._enc_q = (
+                []
+                if pairwise is None
+                else [
+                    ts.ckks_vector_from(self._context, members[f"q_{c}.ckks"])
+                    for c in range(pairwise.chunks)
+                ]
+            )
+        except Exception as exc:  # TenSEAL raises bare exceptions on crafted ciphertexts
+            raise ArtifactError(
+                f"artifact's encrypted value vector does not match its context: {exc}"
+            ) from exc
+        try:
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            # one compute thread: the other core hashes the commitment in parallel (measured
+            # faster on 2 cores than two onnxruntime threads competing with the hasher)
+            opts.intra_op_num_threads = 1
+            self._session = ort.InferenceSession(
+                members["psi.onnx"], opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types on crafted graphs
+            raise ArtifactError(
+                f"artifact's psi graph cannot be loaded by onnxruntime: {exc}"
+            ) from exc
+        self._known = (
+            MembershipSketch.from_bytes(members["known.npz"], manifest.n_features)
+            if "known.npz" in members
+            else None
+        )
+        names = sorted(i.name for i in self._session.get_inputs())
+        if names != ["X", "y"] or "psi" not in [o.name for o in self._session.get_outputs()]:
+            raise ArtifactError(
+                f"artifact's psi graph has inputs {names}; expected X and y with output psi."
+            )
+
+    @property
+    def has_membership_sketch(self) -> bool:
+        """Whether the artifact ships a membership sketch (its known records score zero)."""
+        return self._known is not None
+
+    def _validate(self, X: Any, y: Any, finite: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        Xa = check_matrix(
+            X, self.manifest.n_features, finite=finite, feature_names=self.manifest.feature_names
+        )
+        return Xa, encode_labels(y, self.manifest.classes, Xa.shape[0])
+
+    def psi(self, X: Any, y: Any, batch_size: int = 8192) -> np.ndarray:
+        """Efficacy features of each record (n, m), computed with the artifact's ONNX graph."""
+        Xa, yi = self._validate(X, y)
+        return np.concatenate(
+            [
+                self._psi_batch(Xa[i : i + batch_size], yi[i : i + batch_size])
+                for i in range(0, Xa.shape[0], batch_size)
+            ]
+        )
+
+    def known(self, X: Any, y: Any) -> np.ndarray:
+        """Boolean mask of records the artifact's membership sketch recognises as (near-)copies
+        of the model owner's training records; they score zero. All False without a sketch."""
+        Xa, yi = self._validate(X, y)
+        if self._known is None:
+            return np.zeros(Xa.shape[0], dtype=bool)
+        return self._known.known(Xa, yi)
+
+    def excluded(self, X: Any, y: Any) -> np.ndarray:
+        """Boolean mask of the records that score zero: known to the membership sketch or
+        outside the model owner's training support. All False without a sketch."""
+        Xa, yi = self._validate(X, y)
+        if self._known is None:
+            return np.zeros(Xa.shape[0], dtype=bool)
+        return self._known.excluded(Xa, yi)
+
+    def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        out = self._session.run(
+            ["psi"],
+            {
+                "X": np.ascontiguousarray(X, dtype=np.float32),
+                "y": np.ascontiguousarray(y_idx, dtype=np.int64),
+            },
+        )[0]
+        if out.shape != (X.shape[0], self.manifest.psi_dim):
+            raise ArtifactError(
+                f"psi graph returned shape {out.shape}; manifest says (n, {self.manifest.psi_dim})."
+            )
+        return out
+
+    def score(
+        self,
+        X: Any,
+        y: Any,
+        per_record: bool = False,
+        *,
+        batch_size: int = 1024,
+        random_state: int | np.random.Generator | None = None,
+        progress: bool = False,
+    ) -> SealedScore:
+        """Score ``(X, y)`` against the artifact and seal it.
+
+        Parameters
+        ----------
+        X : array (n, d)
+        y : array (n,) of class labels (as in ``manifest.classes``)
+        per_record : bool
+            Seal each record's score separately (the model owner then learns every record's
+            score); by default only the total is sealed.
+        batch_size : int
+            Records per ONNX batch; memory stays flat in n.
+        random_state : int or Generator, optional
+            Seeds the masks (use only for reproducible tests: masks must be unpredictable).
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        SealedScore
+            For an ``order=2`` artifact the ciphertexts of the pairwise total ``s^T Q s``
+            follow those of the first-order block(s).
+        """
+        if (
+            not isinstance(batch_size, (int, np.integer))
+            or isinstance(batch_size, bool)
+            or batch_size < 1
+        ):
+            raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        Xa, yi = self._validate(X, y, finite=False)  # finiteness is checked per float32 batch
+        n, m = Xa.shape[0], self.manifest.psi_dim
+        committer = Committer(Xa.shape[1])
+        rng = np.random.default_rng(random_state)
+        total = np.zeros(m)
+        per: list[np.ndarray] = []
+        starts = range(0, n, batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="scoring", unit="batch")
+        # hashing (one ordered worker thread; hashlib releases the GIL) overlaps with onnxruntime
+        with ThreadPoolExecutor(max_workers=1) as hasher:
+            pending = []
+            for i in starts:
+                xb = np.ascontiguousarray(Xa[i : i + batch_size], dtype=np.float32)
+                check_finite(xb, offset=i)
+                yb = yi[i : i + batch_size]
+                pending.append(hasher.submit(committer.update, xb, yb))
+                psi = self._psi_batch(xb, yb)
+                if self._known is not None:
+                    psi[self._known.excluded(xb, yb)] = (
+                        0.0  # known or outlying records are worth nothing
+                    )
+                if per_record:
+                    per.append(psi.astype(np.float64))
+                else:
+                    total += psi.sum(axis=0, dtype=np.float64)
+            for future in pending:
+                future.result()  # re-raise any hashing error
+        # a total is sealed as sum / 2**e with 2**e >= n: O(1) values keep CKKS precise
+        exp = None if per_record else aggregate_exponent(n)
+        blocks = np.concatenate(per) if exp is None else (total / 2.0**exp)[None, :]
+        cts = seal_blocks(
+            self._context, self._enc_w, blocks, self.manifest.layout, rng, self.manifest.ckks, exp
+        )
+        if self.manifest.pairwise_layout is not None:  # order-2 proxy: also seal s^T Q s
+            e = aggregate_exponent(n)
+            u = (blocks.sum(axis=0) if per_record else total) / 2.0**e
+            cts += seal_blocks(
+                self._context,
+                self._enc_q,
+                pairwise_products(u)[None, :],
+                self.manifest.pairwise_layout,
+                rng,
+                self.manifest.ckks,
+                2 * e,
+            )
+        return SealedScore.build(
+            artifact_id=self.manifest.artifact_id,
+            manifest_sha256=self.manifest_sha256,
+            n_records=n,
+            per_record=per_record,
+            commitment=committer.hexdigest(),
+            ciphertexts=cts,
+        )
+
+    @property
+    def awaiting_reply(self) -> bool:
+        return False
+
+    def prepare(self, X: Any, y: Any, **options: Any) -> SealedScore:
+        """Same as :meth:`score` (the data owner's one message in sealed-value mode)."""
+        return self.score(X, y, **options)
+
+    def finish(self, reply: Any, **options: Any) -> None:
+        """Sealed-value mode has no reply step: any message after the sealed score is refused.
+
+        Raises
+        ------
+        ProtocolError
+            Always: the model owner has nothing to send back in this mode.
+        """
+        raise ProtocolError(
+            "sealed-value mode ends with the sealed score: no reply is expected, so this "
+            "message is refused. Was it meant for a hidden-mode client?"
+        )
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return (
+            f"Scorer(artifact_id={m.artifact_id!r}, kind={m.proxy_kind!r}, "
+            f"n_features={m.n_features}, classes={m.classes})"
+        )

@@ -1,0 +1,222 @@
+"""The model owner's side of a deal: a fitted proxy, its session and its secret key.
+
+:func:`mde.build_proxy` returns a :class:`ModelOwner`; every estimator attribute and
+method of the proxy (``fidelity_``, ``efficacy``, ``psi``, ...) is available on it, and it
+adds the protocol steps in flow order: :meth:`export`, :meth:`evaluate_hidden` (hidden
+mode), :meth:`open`, :meth:`verify_delivery`, and :meth:`save`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from mde.crypto.context import new_context
+from mde.crypto.params import CKKSParams, check_params
+from mde.errors import InputError, SealedScoreError
+from mde.owner import export as export_step
+from mde.owner.hidden import evaluate_hidden
+from mde.owner.open import open_partial, open_sealed
+from mde.owner.session import Session
+from mde.owner.storage import load_proxy_file, save_proxy_file
+from mde.owner.verify import verify_delivery
+from mde.proxies.base import Proxy
+from mde.report import EfficacyReport
+from mde.wire import read_message
+from mde.wire.messages import EncryptedRecords, MaskedResult, PartialResult
+from mde.wire.sealed_score import SealedScore
+
+__all__ = ["ModelOwner", "load_proxy"]
+
+
+class ModelOwner:
+    """A fitted proxy plus the model owner's session and CKKS key.
+
+    Parameters
+    ----------
+    proxy : Proxy
+        A fitted proxy (:func:`mde.build_proxy` makes both).
+    session : Session, optional
+        Exported artifacts and evaluation counts (empty for a new proxy).
+    """
+
+    def __init__(
+        self,
+        proxy: Proxy,
+        session: Session | None = None,
+        key: tuple[Any, CKKSParams] | None = None,
+    ) -> None:
+        proxy._check_fitted()
+        self.proxy = proxy
+        self.session = session if session is not None else Session()
+        self._key = key
+
+    def __getattr__(self, name: str) -> Any:
+        # estimator attributes and methods (fidelity_, psi, efficacy, ...) live on the proxy
+        if name.startswith("__") or name in ("proxy", "session", "_key"):
+            raise AttributeError(name)
+        return getattr(self.proxy, name)
+
+    def subset_utility(
+        self, X: Any, y: Any, X_test: Any, y_test: Any, X_train: Any | None = None
+    ) -> Any:
+        """The proxy's subset utility (for :func:`mde.valuation.proxy_utility`).
+
+        Raises
+        ------
+        InputError
+            If this proxy kind supplies none.
+        """
+        method = getattr(self.proxy, "subset_utility", None)
+        if method is None:
+            raise InputError(
+                f"no subset utility for {type(self.proxy).__name__}; pass your own callable."
+            )
+        return method(X, y, X_test, y_test, X_train)
+
+    @property
+    def opened_(self) -> dict[str, int]:
+        """How often each exported artifact was evaluated."""
+        return dict(self.session.opened)
+
+    @property
+    def artifacts_(self) -> list[str]:
+        """Ids of the artifacts this proxy exported, in export order."""
+        return list(self.session.artifacts)
+
+    def _context(self, params: CKKSParams | None) -> tuple[Any, CKKSParams]:
+        if self._key is None:
+            params = params or export_step.default_ckks(self.proxy)
+            problem = check_params(params)
+            if problem:
+                raise InputError(f"bad CKKS parameters: {problem}")
+            self._key = (new_context(params), params)
+        elif params is not None and params != self._key[1]:
+            raise SealedScoreError(
+                "this proxy's key was made with other CKKS parameters; export with those."
+            )
+        return self._key
+
+    # -- step 1: export ---------------------------------------------------------------
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        ckks: CKKSParams | None = None,
+        mode: str = "sealed-value",
+    ) -> str:
+        """Write the public artifact; return its id.
+
+        ``mode="sealed-value"``: psi graph, Enc(w), public context (and the membership sketch).
+        ``ckks`` defaults to this proxy's key's parameters if it has one, else to the kind's
+        default. ``mode="hidden"``: shapes, classes and CKKS parameters only, for proxies with
+        a CKKS-evaluable score (``kind="influence-poly"``).
+
+        The artifact holds no secret key and no plaintext ``w``. Each export gets a new id,
+        recorded in the session so that :meth:`open` accepts scores made against it.
+        """
+        if mode == "hidden":
+            if ckks is not None:
+                raise InputError(
+                    "hidden mode chooses its CKKS parameters from the score graph's depth; "
+                    "do not pass ckks."
+                )
+            return export_step.export_hidden(self.proxy, self.session, path)
+        if mode != "sealed-value":
+            raise InputError(f"mode must be 'sealed-value' or 'hidden'; got {mode!r}.")
+        context, params = self._context(ckks)
+        return export_step.export_sealed(self.proxy, self.session, context, params, path)
+
+    # -- hidden mode: evaluate the encrypted records -----------------------------------
+    def evaluate_hidden(
+        self,
+        request: EncryptedRecords | bytes,
+        *,
+        allow_repeat: bool = False,
+        random_state: int | np.random.Generator | None = None,
+    ) -> MaskedResult:
+        """Evaluate the proxy on a data owner's encrypted records (hidden mode); see
+        :func:`mde.owner.hidden.evaluate_hidden`."""
+        if isinstance(request, (bytes, bytearray)):
+            request = EncryptedRecords.from_bytes(bytes(request))
+        return evaluate_hidden(
+            self.proxy, self.session, request, allow_repeat=allow_repeat, random_state=random_state
+        )
+
+    # -- last step: open, then verify the delivery ------------------------------------
+    def open(
+        self, message: SealedScore | PartialResult | bytes, *, allow_repeat: bool = False
+    ) -> EfficacyReport:
+        """Open a sealed score (or a hidden-mode partial result) into an :class:`EfficacyReport`.
+
+        Parameters
+        ----------
+        message : SealedScore, PartialResult or their bytes
+        allow_repeat : bool
+            Accept a further sealed score for an artifact already evaluated once. Off by
+            default: repeated queries against one artifact leak the value vector.
+
+        Raises
+        ------
+        SealedScoreError
+            If the score was made for another artifact, a tampered artifact, or another key.
+        ProtocolError
+            If a partial result answers no pending hidden-mode result.
+        ReplayError
+            If the artifact was already evaluated and ``allow_repeat`` is False.
+        """
+        if isinstance(message, (bytes, bytearray)):
+            message = read_message(bytes(message))
+        if isinstance(message, PartialResult):
+            return open_partial(self.proxy, self.session, message)
+        if not isinstance(message, SealedScore):
+            raise SealedScoreError(
+                f"cannot open a {type(message).__name__}; pass a sealed score or partial result."
+            )
+        if self._key is None:
+            raise SealedScoreError(
+                "this proxy has no key: it never exported a sealed-value artifact."
+            )
+        return open_sealed(
+            self.proxy, self.session, self._key[0], message, allow_repeat=allow_repeat
+        )
+
+    def verify_delivery(
+        self, X: Any, y: Any, report: EfficacyReport, *, rtol: float = 1e-4
+    ) -> None:
+        """Check delivered data against what was scored (:func:`mde.owner.verify.verify_delivery`).
+
+        Raises
+        ------
+        DeliveryError
+            If the records differ from the committed ones, or a value differs from the report.
+        """
+        verify_delivery(self.proxy, self.session, X, y, report, rtol=rtol)
+
+    # -- keeping it ---------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save the owner's private proxy file (secret key and session inside); reload with
+        :func:`mde.load_proxy`. Keep it private: it holds ``w`` and the key."""
+        save_proxy_file(path, self.proxy, self.session, self._key)
+
+    def summary(self) -> dict[str, Any]:
+        """The proxy's summary plus the size of the last exported artifact."""
+        records = list(self.session.artifacts.values())
+        return self.proxy.summary() | {
+            "artifact_bytes": records[-1].artifact_bytes if records else None
+        }
+
+    def __repr__(self) -> str:
+        return f"ModelOwner({self.proxy!r}, artifacts={len(self.session.artifacts)})"
+
+
+def load_proxy(path: str | os.PathLike[str]) -> ModelOwner:
+    """Load a proxy saved with ``owner.save(path)``.
+
+    Raises
+    ------
+    StorageError
+        If the file is not a proxy file of this format version, or is damaged.
+    """
+    return ModelOwner(*load_proxy_file(path))

@@ -1,0 +1,123 @@
+"""Model owner, last protocol step: open a sealed score (or a hidden-mode partial result)
+into an :class:`~mde.report.EfficacyReport`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mde.crypto.sealing import aggregate_exponent, unseal_blocks
+from mde.errors import ProtocolError, SealedScoreError
+from mde.owner.session import Session
+from mde.proxies.base import Proxy
+from mde.proxies.second_order import second_order_efficacy
+from mde.report import EfficacyReport
+from mde.wire.messages import PartialResult
+from mde.wire.sealed_score import SealedScore
+
+__all__ = ["open_sealed", "open_partial"]
+
+
+def open_sealed(
+    proxy: Proxy, session: Session, context: Any, sealed: SealedScore, *, allow_repeat: bool = False
+) -> EfficacyReport:
+    """Decrypt a sealed score with the owner's key.
+
+    Raises
+    ------
+    SealedScoreError
+        If the score was made for another artifact, a tampered artifact, or another key.
+    ReplayError
+        If the artifact was already evaluated and ``allow_repeat`` is False.
+    """
+    head = sealed.header
+    rec = session.sealed(head.artifact_id, SealedScoreError)
+    if head.manifest_sha256 != rec.manifest_sha256:
+        raise SealedScoreError(
+            "sealed score was made against a modified copy of the artifact (content hash "
+            "differs); refusing it."
+        )
+    session.check_replay(head.artifact_id, allow_repeat)
+    cts = sealed.ciphertexts
+    pair = rec.pairwise
+    n_pair = 0 if pair is None else pair.layout.chunks
+    if len(cts) <= n_pair:
+        raise SealedScoreError(
+            f"sealed score holds {len(cts)} ciphertexts; this artifact needs more than {n_pair}."
+        )
+    sums = unseal_blocks(
+        context,
+        cts[: len(cts) - n_pair],
+        rec.layout,
+        head.n_records,
+        head.per_record,
+        rec.sentinel,
+        rec.meta_key,
+        rec.flood_sigma,
+    )
+    sums *= rec.scale
+    exp = aggregate_exponent(head.n_records)
+    scores: list[float] | None = None
+    if head.per_record:
+        scores = sums.tolist()
+        efficacy = float(sums.sum())
+    else:
+        efficacy = float(sums[0] * 2.0**exp)
+    first_order: float | None = None
+    pairwise: float | None = None
+    if pair is not None:  # the pairwise total was sealed as q * products(s / 2**e)
+        quad = unseal_blocks(
+            context,
+            cts[len(cts) - n_pair :],
+            pair.layout,
+            head.n_records,
+            False,
+            pair.sentinel,
+            pair.meta_key,
+            rec.flood_sigma,
+            exponent=2 * exp,
+        )
+        first_order, pairwise = efficacy, float(quad[0] * pair.scale * 4.0**exp)
+        efficacy = second_order_efficacy(
+            first_order, pairwise, head.n_records, proxy.n_train_, proxy.curvature_share
+        )
+    session.count(head.artifact_id)
+    return EfficacyReport(
+        efficacy=efficacy,
+        n_records=head.n_records,
+        record_scores=scores,
+        artifact_id=head.artifact_id,
+        commitment=head.commitment,
+        proxy_kind=proxy.kind,
+        units=proxy.units,
+        first_order=first_order,
+        pairwise=pairwise,
+    )
+
+
+def open_partial(proxy: Proxy, session: Session, partial: PartialResult) -> EfficacyReport:
+    """Remove the mask and the padding records' known score from a partial result.
+
+    Raises
+    ------
+    ProtocolError
+        If the partial result answers no pending result (unknown, already opened, or for
+        another proxy).
+    """
+    rec = session.hidden(partial.artifact_id, ProtocolError)
+    pending = rec.pending.get(partial.result_id)
+    if pending is None or pending.request_id != partial.request_id:
+        raise ProtocolError(
+            "this partial result answers no result this proxy is waiting for (unknown, "
+            "already opened, or for another proxy); refusing it."
+        )
+    del rec.pending[partial.result_id]
+    value = partial.value - pending.mask_sum - pending.padding * pending.pad_score
+    return EfficacyReport(
+        efficacy=value / rec.scale,
+        n_records=pending.n_records,
+        record_scores=None,
+        artifact_id=partial.artifact_id,
+        commitment=pending.commitment,
+        proxy_kind=proxy.kind,
+        units=proxy.units,
+    )

@@ -1,0 +1,201 @@
+"""The one envelope every MDE file and message travels in.
+
+An envelope is a canonical, uncompressed zip:
+
+- ``envelope.json`` (first): ``{"format", "version", "mde_version", "header", "members"}``
+  as canonical JSON (sorted keys, no spaces, no NaN); ``members`` maps every other member's
+  name to its SHA-256;
+- the members, in name order, with fixed timestamps and attributes.
+
+Reading re-encodes what it parsed and refuses any byte that differs (zip metadata, extra
+bytes, duplicate names, a non-canonical header), checks every member hash, and accepts only
+the format asked for at the version in :data:`mde.wire.versions.FORMAT_VERSIONS`. The
+envelope's :attr:`~Envelope.digest` (SHA-256 of ``envelope.json``) covers every member, so
+one hash names the whole content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mde.errors import MDEError
+from mde.wire.versions import FORMAT_VERSIONS, MDE_VERSION
+
+__all__ = ["Envelope", "read_bytes", "canonical_json"]
+
+_HEADER = "envelope.json"
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+# a crafted file must not make a reader allocate without bound: envelopes are bounded
+MAX_ENVELOPE_BYTES = 8 * 2**30
+MAX_MEMBERS = 1 << 20
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no whitespace, no NaN or infinity: one byte string per value."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _zip(files: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files:
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.create_system, info.external_attr = 3, 0o644 << 16
+            zf.writestr(info, data, compress_type=zipfile.ZIP_STORED)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A versioned container: a format name, a JSON header and hashed binary members.
+
+    Parameters
+    ----------
+    format : str
+        One of :data:`mde.wire.versions.FORMAT_VERSIONS`.
+    header : dict
+        JSON-serialisable fields (canonical JSON: no NaN).
+    members : dict of str to bytes
+        Binary members; every one is hashed into the envelope's header.
+    """
+
+    format: str
+    header: Mapping[str, Any]
+    members: Mapping[str, bytes] = field(default_factory=dict)
+    mde_version: str = MDE_VERSION
+
+    def _header_bytes(self) -> bytes:
+        return canonical_json(
+            {
+                "format": self.format,
+                "version": FORMAT_VERSIONS[self.format],
+                "mde_version": self.mde_version,
+                "header": dict(self.header),
+                "members": {k: _sha256(v) for k, v in self.members.items()},
+            }
+        )
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the envelope header, which holds every member's hash."""
+        return _sha256(self._header_bytes())
+
+    def to_bytes(self) -> bytes:
+        """The canonical zip (same content, same bytes)."""
+        if _HEADER in self.members:
+            raise ValueError(f"{_HEADER!r} is reserved for the envelope header")
+        return _zip([(_HEADER, self._header_bytes())] + sorted(self.members.items()))
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`to_bytes` to ``path`` atomically (a crash leaves the old file whole)."""
+        data = self.to_bytes()
+        tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, expect: str | tuple[str, ...], error: type[MDEError]
+    ) -> Envelope:
+        """Parse and check an envelope of one of the ``expect`` formats.
+
+        Raises
+        ------
+        error
+            If the bytes are not a canonical envelope, are tampered, or hold another format
+            or version.
+        """
+        formats = (expect,) if isinstance(expect, str) else expect
+        what = " or ".join(formats)
+        if not isinstance(data, (bytes, bytearray)):
+            raise error(f"expected the bytes of an MDE {what} file, got {type(data).__name__}.")
+        if len(data) > MAX_ENVELOPE_BYTES:
+            raise error(
+                f"{len(data)} bytes is larger than any MDE {what} file may be; refusing it."
+            )
+        data = bytes(data)
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                infos = zf.infolist()
+                if len(infos) > MAX_MEMBERS:
+                    raise ValueError(f"{len(infos)} members")
+                files = [(i.filename, zf.read(i)) for i in infos]
+            raw = json.loads(files[0][1]) if files and files[0][0] == _HEADER else None
+        except Exception as exc:  # untrusted bytes: zipfile and json raise many kinds
+            raise error(
+                f"not a readable MDE {what} file (damaged or not an MDE file): {exc}"
+            ) from exc
+        if not isinstance(raw, dict):
+            raise error(
+                f"not an MDE {what} file: it has no envelope header. Make it with MDE's own tools."
+            )
+        fmt, version = raw.get("format"), raw.get("version")
+        if fmt not in formats:
+            raise error(
+                f"expected an MDE {what} file, got {fmt!r}; check which file goes to which step."
+            )
+        if version != FORMAT_VERSIONS[fmt]:
+            raise error(
+                f"{fmt} version {version!r} is not supported: this MDE ({MDE_VERSION}) reads "
+                "version "
+                f"{FORMAT_VERSIONS[fmt]} only. Ask the other party to make it again with a "
+                "matching MDE."
+            )
+        header, hashes, made_by = raw.get("header"), raw.get("members"), raw.get("mde_version")
+        if (
+            not isinstance(header, dict)
+            or not isinstance(hashes, dict)
+            or not isinstance(made_by, str)
+        ):
+            raise error(
+                f"{fmt} envelope header is malformed (header and members must be objects, "
+                "mde_version a string)."
+            )
+        members = dict(files[1:])
+        if set(hashes) != set(members) or any(_sha256(members[k]) != hashes[k] for k in members):
+            raise error(
+                f"{fmt} members do not match their hashes (tampered or damaged); refusing it."
+            )
+        env = cls(fmt, header, members, made_by)
+        try:
+            canonical = env.to_bytes() == data
+        except (ValueError, TypeError):
+            canonical = False
+        if not canonical:  # zip metadata, order, duplicates or JSON spelling differ
+            raise error(
+                f"{fmt} file was modified outside its members (not the canonical encoding); "
+                "refusing it."
+            )
+        return env
+
+
+def read_bytes(source: str | os.PathLike[str] | bytes, what: str, error: type[MDEError]) -> bytes:
+    """The bytes of ``source`` (a path or the bytes themselves), with a clear error if the
+    file is missing or unreadable."""
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source)
+    try:
+        with open(source, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError as exc:
+        raise error(f"{what} file {os.fspath(source)!r} does not exist.") from exc
+    except OSError as exc:
+        raise error(f"{what} file {os.fspath(source)!r} cannot be read: {exc}") from exc
