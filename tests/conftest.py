@@ -36,18 +36,22 @@ def model(digits: Split) -> LogisticRegression:
 
 
 @pytest.fixture(scope="session")
-def proxy(digits: Split, model: LogisticRegression) -> mde.Proxy:
-    return mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=16, random_state=0)
+def proxy(digits: Split, model: LogisticRegression) -> mde.ModelOwner:
+    return mde.build_proxy(
+        model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=16, random_state=0
+    )
 
 
 @pytest.fixture()
-def fresh_proxy(digits: Split, model: LogisticRegression) -> mde.Proxy:
+def fresh_proxy(digits: Split, model: LogisticRegression) -> mde.ModelOwner:
     """A proxy with no exported artifacts yet (protocol tests mutate proxy state)."""
-    return mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0)
+    return mde.build_proxy(
+        model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0
+    )
 
 
 @pytest.fixture(scope="session")
-def artifact(tmp_path_factory: pytest.TempPathFactory, proxy: mde.Proxy) -> str:
+def artifact(tmp_path_factory: pytest.TempPathFactory, proxy: mde.ModelOwner) -> str:
     path = tmp_path_factory.mktemp("artifact") / "a.mde"
     proxy.export(path)
     return str(path)

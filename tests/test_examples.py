@@ -11,16 +11,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(*args, cwd):
-    out = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
 
 def test_model_owner_and_data_owner(tmp_path):
     ex = os.path.join(ROOT, "examples")
-    built = json.loads(run(os.path.join(ex, "model_owner.py"), "build", "--workdir", str(tmp_path), cwd=tmp_path))
+    built = json.loads(
+        run(os.path.join(ex, "model_owner.py"), "build", "--workdir", str(tmp_path), cwd=tmp_path)
+    )
     run(os.path.join(ex, "data_owner.py"), "--workdir", str(tmp_path), cwd=tmp_path)
-    quote = json.loads(run(os.path.join(ex, "model_owner.py"), "open", "--workdir", str(tmp_path), cwd=tmp_path))
+    quote = json.loads(
+        run(os.path.join(ex, "model_owner.py"), "open", "--workdir", str(tmp_path), cwd=tmp_path)
+    )
     assert quote["artifact_id"] == built["artifact_id"]
     assert quote["accepted"] and 10.0 <= quote["price"] <= 400.0
 

@@ -74,9 +74,22 @@ def test_build_proxy_validates_training_data(digits, model):
 
 
 def test_errors_share_one_family():
-    for cls in (mde.InputError, mde.LabelError, mde.AdapterError, mde.ArtifactError, mde.SealedScoreError,
-                mde.ReplayError, mde.DeliveryError, mde.PricingError, mde.MissingDependencyError, mde.NotFittedError):
+    for cls in (
+        mde.InputError,
+        mde.LabelError,
+        mde.AdapterError,
+        mde.ArtifactError,
+        mde.StorageError,
+        mde.SealedScoreError,
+        mde.ProtocolError,
+        mde.ReplayError,
+        mde.DeliveryError,
+        mde.PricingError,
+        mde.MissingDependencyError,
+        mde.NotFittedError,
+    ):
         assert issubclass(cls, mde.MDEError)
+    assert issubclass(mde.StorageError, mde.ArtifactError)  # a damaged proxy file
 
 
 def test_label_type_problems_are_input_errors(proxy, digits):
@@ -114,7 +127,9 @@ def test_hyperparameters_are_validated(digits, model):
             mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, **bad)
     for bad in ({"max_leaves": 1}, {"alpha": 0.0}, {"n_samples": -5}):
         with pytest.raises(mde.InputError):
-            mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="tree", **bad)
+            mde.build_proxy(
+                model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="tree", **bad
+            )
 
 
 def test_csv_labels_written_as_floats_are_numbers(tmp_path):

@@ -11,13 +11,15 @@ from sklearn.svm import LinearSVC
 
 import adapters
 import mde
-from adapters.base import softmax
+from mde.numerics import softmax
 
 
 def test_sklearn_predict_proba(digits):
     m = RandomForestClassifier(n_estimators=20, random_state=0).fit(digits.Xtr, digits.ytr)
     bb = mde.wrap(m)
-    np.testing.assert_allclose(bb.predict_proba(digits.Xte), m.predict_proba(digits.Xte), atol=1e-12)
+    np.testing.assert_allclose(
+        bb.predict_proba(digits.Xte), m.predict_proba(digits.Xte), atol=1e-12
+    )
     np.testing.assert_array_equal(bb.classes_, m.classes_)
     assert bb.n_features_in_ == 64
     np.testing.assert_array_equal(bb.predict(digits.Xte), m.predict(digits.Xte))
@@ -43,7 +45,9 @@ def test_torch_module(digits):
     net = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
     bb = mde.wrap(net)
     with torch.no_grad():
-        expected = torch.softmax(net(torch.as_tensor(digits.Xte, dtype=torch.float32)), 1).double().numpy()
+        expected = (
+            torch.softmax(net(torch.as_tensor(digits.Xte, dtype=torch.float32)), 1).double().numpy()
+        )
     np.testing.assert_allclose(bb.predict_proba(digits.Xte), expected, atol=1e-6)
     assert bb.n_features_in_ == 64 and list(bb.classes_) == list(range(10))
 
@@ -51,11 +55,15 @@ def test_torch_module(digits):
 def test_torch_image_module_with_input_shape():
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 6 * 6, 3))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 6 * 6, 3)
+    )
     bb = mde.wrap(net, input_shape=(1, 8, 8), classes=["a", "b", "c"])
     X = np.random.default_rng(0).random((5, 64))
     with torch.no_grad():
-        expected = torch.softmax(net(torch.as_tensor(X, dtype=torch.float32).reshape(5, 1, 8, 8)), 1).numpy()
+        expected = torch.softmax(
+            net(torch.as_tensor(X, dtype=torch.float32).reshape(5, 1, 8, 8)), 1
+        ).numpy()
     np.testing.assert_allclose(bb.predict_proba(X), expected, atol=1e-6)
     assert bb.n_features_in_ == 64
 
@@ -70,7 +78,9 @@ def test_onnx_from_skl2onnx(digits, tmp_path):
     path.write_bytes(onx.SerializeToString())
     for source in (str(path), onx.SerializeToString(), onx):
         bb = mde.wrap(source)
-        np.testing.assert_allclose(bb.predict_proba(digits.Xte), m.predict_proba(digits.Xte), atol=1e-4)
+        np.testing.assert_allclose(
+            bb.predict_proba(digits.Xte), m.predict_proba(digits.Xte), atol=1e-4
+        )
         assert list(bb.classes_) == list(range(10)) and bb.n_features_in_ == 64
 
 
@@ -88,7 +98,9 @@ def test_callable_remote_api(digits, model):
 
 def test_callable_logits():
     logits = np.array([[1.0, 2.0, 3.0]])
-    bb = mde.wrap(lambda X: np.repeat(logits, len(X), 0), classes=[0, 1, 2], n_features=2, outputs="logits")
+    bb = mde.wrap(
+        lambda X: np.repeat(logits, len(X), 0), classes=[0, 1, 2], n_features=2, outputs="logits"
+    )
     np.testing.assert_allclose(bb.predict_proba(np.zeros((2, 2)))[0], softmax(logits)[0])
 
 

@@ -1,4 +1,6 @@
-"""Sealed score == plaintext; wrong artifact, wrong key, replay and bad deliveries are refused."""
+"""Model owner, sealed-value mode: the opened score equals the plaintext; scores for another
+artifact, another key or a modified artifact, replays, header edits and bad deliveries are
+refused."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import numpy as np
 import pytest
 
 import mde
-from mde.sealed import SealedScore
+from mde.owner.storage import load_proxy_file
+from mde.wire.sealed_score import SealedScore
 
 
 @pytest.fixture()
@@ -28,7 +31,10 @@ def test_sealed_total_equals_plaintext(exported, digits):
 
 def test_sealed_per_record_equals_plaintext(exported, digits):
     proxy, scorer = exported
-    X, y = digits.Xc[:70], digits.yc[:70]  # 70 records > records per ciphertext: several ciphertexts
+    X, y = (
+        digits.Xc[:70],
+        digits.yc[:70],
+    )  # 70 records > records per ciphertext: several ciphertexts
     report = proxy.open(scorer.score(X, y, per_record=True))
     plain = proxy.record_scores(X, y)
     got = np.asarray(report.record_scores)
@@ -52,27 +58,35 @@ def test_value_vector_longer_than_a_ciphertext(tmp_path):
     assert scorer.manifest.layout.chunks == 2
     report = proxy.open(scorer.score(X[c], y[c], per_record=True))
     plain = proxy.record_scores(X[c], y[c])
-    np.testing.assert_allclose(report.record_scores, plain, rtol=1e-4, atol=1e-4 * np.abs(plain).max())
+    np.testing.assert_allclose(
+        report.record_scores, plain, rtol=1e-4, atol=1e-4 * np.abs(plain).max()
+    )
     total = proxy.open(scorer.score(X[c], y[c]), allow_repeat=True)
     assert total.efficacy == pytest.approx(plain.sum(), rel=1e-4)
 
 
-def test_masks_hide_single_slots(exported, digits):
+def test_masks_hide_single_slots(exported, digits, tmp_path):
     """Decrypted slots look random; only block sums carry the score."""
     import tenseal as ts
 
     proxy, scorer = exported
     sealed = scorer.score(digits.Xc, digits.yc)
-    slots = np.asarray(ts.ckks_vector_from(proxy._context, sealed.ciphertexts[0]).decrypt())
+    proxy.save(tmp_path / "p.mdeproxy")
+    _, _, (context, _) = load_proxy_file(tmp_path / "p.mdeproxy")  # the owner's secret key
+    slots = np.asarray(ts.ckks_vector_from(context, sealed.ciphertexts[0]).decrypt())
     m = proxy.psi_dim_
     assert np.abs(slots[:m]).max() > 100  # masked: far above any real slot value (|w| <= 1)
-    expected = proxy.efficacy(digits.Xc, digits.yc) / 2**9 / np.abs(proxy.w_).max()  # sum / 2**ceil(log2 n)
+    expected = (
+        proxy.efficacy(digits.Xc, digits.yc) / 2**9 / np.abs(proxy.w_).max()
+    )  # sum / 2**ceil(log2 n)
     assert slots[:m].sum() == pytest.approx(expected, rel=1e-5)
 
 
 def test_score_for_another_artifact_is_refused(exported, digits, model, tmp_path):
     proxy, scorer = exported
-    other = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0)
+    other = mde.build_proxy(
+        model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0
+    )
     other.export(tmp_path / "other.mde")
     sealed = scorer.score(digits.Xc, digits.yc)
     with pytest.raises(mde.SealedScoreError, match="did not export"):
@@ -82,13 +96,18 @@ def test_score_for_another_artifact_is_refused(exported, digits, model, tmp_path
 def test_ciphertext_from_another_key_is_refused(exported, digits, model, tmp_path):
     """Same artifact id and hash in the header, but ciphertexts made under another key."""
     proxy, scorer = exported
-    impostor = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0)
+    impostor = mde.build_proxy(
+        model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0
+    )
     impostor.export(tmp_path / "imp.mde")
     foreign = mde.load_artifact(tmp_path / "imp.mde").score(digits.Xc, digits.yc)
     genuine = scorer.score(digits.Xc, digits.yc)
     forged = SealedScore.build(
-        artifact_id=genuine.artifact_id, manifest_sha256=genuine.header.manifest_sha256,
-        n_records=genuine.n_records, per_record=False, commitment=genuine.commitment,
+        artifact_id=genuine.artifact_id,
+        manifest_sha256=genuine.header.manifest_sha256,
+        n_records=genuine.n_records,
+        per_record=False,
+        commitment=genuine.commitment,
         ciphertexts=foreign.ciphertexts,
     )
     with pytest.raises(mde.SealedScoreError, match="sentinel|another"):
@@ -102,7 +121,9 @@ def test_second_evaluation_is_refused_unless_allowed(exported, digits):
     with pytest.raises(mde.ReplayError, match="already evaluated"):
         proxy.open(again)
     report = proxy.open(again, allow_repeat=True)
-    assert report.efficacy == pytest.approx(proxy.efficacy(digits.Xc[10:20], digits.yc[10:20]), rel=1e-4)
+    assert report.efficacy == pytest.approx(
+        proxy.efficacy(digits.Xc[10:20], digits.yc[10:20]), rel=1e-4
+    )
 
 
 def test_replay_state_survives_save_and_load(exported, digits, tmp_path):
@@ -111,7 +132,9 @@ def test_replay_state_survives_save_and_load(exported, digits, tmp_path):
     proxy.save(tmp_path / "p.mdeproxy")
     loaded = mde.load_proxy(tmp_path / "p.mdeproxy")
     np.testing.assert_array_equal(loaded.w_, proxy.w_)
-    assert loaded.efficacy(digits.Xc, digits.yc) == pytest.approx(proxy.efficacy(digits.Xc, digits.yc), rel=1e-12)
+    assert loaded.efficacy(digits.Xc, digits.yc) == pytest.approx(
+        proxy.efficacy(digits.Xc, digits.yc), rel=1e-12
+    )
     with pytest.raises(mde.ReplayError):
         loaded.open(scorer.score(digits.Xc[:10], digits.yc[:10]))
 
@@ -126,18 +149,60 @@ def test_saved_proxy_opens_scores_for_its_artifacts(fresh_proxy, digits, tmp_pat
 
 def test_corrupt_sealed_bytes_are_refused(exported, digits):
     proxy, scorer = exported
-    blob = scorer.score(digits.Xc[:10], digits.yc[:10]).to_bytes()
-    for bad in (blob[:-10], blob[:-100] + bytes([blob[-100] ^ 1]) + blob[-99:], b"garbage", blob[:20]):
+    sealed = scorer.score(digits.Xc[:10], digits.yc[:10])
+    blob = sealed.to_bytes()
+    for bad in (
+        blob[:-10],
+        blob[:-100] + bytes([blob[-100] ^ 1]) + blob[-99:],
+        b"garbage",
+        blob[:20],
+        blob + b"\0",
+    ):
         with pytest.raises(mde.SealedScoreError):
             proxy.open(bad)
+    # consistently re-enveloped, but a ciphertext that is not one
+    junk = SealedScore(sealed.header, [b"\0" * 200])
+    with pytest.raises(mde.SealedScoreError, match="cannot be read"):
+        proxy.open(junk.to_bytes())
+    assert proxy.opened_ == {}  # refusals spend nothing: the genuine score still opens
+    assert proxy.open(blob).efficacy == pytest.approx(
+        proxy.efficacy(digits.Xc[:10], digits.yc[:10]), rel=1e-4
+    )
+
+
+def test_reordered_or_duplicated_ciphertexts_are_refused_or_fail_delivery(exported, digits):
+    """Swapping whole per-record ciphertexts keeps every sentinel and meta code valid only
+    when both hold the same number of records; the scores then belong to other records,
+    which delivery catches. Unequal groups are refused on opening."""
+    proxy, scorer = exported
+    tiles = scorer.manifest.layout.tiles
+    assert scorer.manifest.layout.chunks == 1 and tiles < 100
+    X, y = digits.Xc[: 2 * tiles], digits.yc[: 2 * tiles]  # two full ciphertexts
+    sealed = scorer.score(X, y, per_record=True)
+    assert len(sealed.ciphertexts) == 2
+    genuine = proxy.open(sealed, allow_repeat=True)
+    proxy.verify_delivery(X, y, genuine)
+    for cts in (sealed.ciphertexts[::-1], [sealed.ciphertexts[0]] * 2):
+        report = proxy.open(SealedScore(sealed.header, cts), allow_repeat=True)
+        with pytest.raises(mde.DeliveryError, match="record"):
+            proxy.verify_delivery(X, y, report)
+    uneven = scorer.score(
+        X[: tiles + 5], y[: tiles + 5], per_record=True
+    )  # a full and a partial ct
+    with pytest.raises(mde.SealedScoreError, match="header does not match"):
+        proxy.open(SealedScore(uneven.header, uneven.ciphertexts[::-1]), allow_repeat=True)
 
 
 def test_score_against_modified_artifact_is_refused(exported, digits):
     proxy, scorer = exported
     sealed = scorer.score(digits.Xc[:10], digits.yc[:10])
     forged = SealedScore.build(
-        artifact_id=sealed.artifact_id, manifest_sha256="0" * 64, n_records=sealed.n_records,
-        per_record=False, commitment=sealed.commitment, ciphertexts=sealed.ciphertexts,
+        artifact_id=sealed.artifact_id,
+        manifest_sha256="0" * 64,
+        n_records=sealed.n_records,
+        per_record=False,
+        commitment=sealed.commitment,
+        ciphertexts=sealed.ciphertexts,
     )
     with pytest.raises(mde.SealedScoreError, match="modified"):
         proxy.open(forged)
@@ -163,14 +228,6 @@ def test_verify_delivery(exported, digits):
         proxy.verify_delivery(X, y, forged)
 
 
-def test_commitment_is_independent_of_batching(exported, digits):
-    _, scorer = exported
-    a = scorer.score(digits.Xc, digits.yc, batch_size=7).commitment
-    b = scorer.score(digits.Xc, digits.yc, batch_size=1000).commitment
-    c = scorer.score(digits.Xc[1:], digits.yc[1:]).commitment
-    assert a == b != c
-
-
 def test_header_edits_are_refused(exported, digits):
     """The record count and mode are bound inside the ciphertexts, not just in the header.
 
@@ -179,16 +236,24 @@ def test_header_edits_are_refused(exported, digits):
     proxy, scorer = exported
     for per_record in (False, True):
         sealed = scorer.score(digits.Xc[:30], digits.yc[:30], per_record=per_record)
-        for n in ((29, 31, 3, 3000) if per_record else (16, 33, 3, 3000)):
+        for n in (29, 31, 3, 3000) if per_record else (16, 33, 3, 3000):
             forged = SealedScore.build(
-                artifact_id=sealed.artifact_id, manifest_sha256=sealed.header.manifest_sha256, n_records=n,
-                per_record=per_record, commitment=sealed.commitment, ciphertexts=sealed.ciphertexts,
+                artifact_id=sealed.artifact_id,
+                manifest_sha256=sealed.header.manifest_sha256,
+                n_records=n,
+                per_record=per_record,
+                commitment=sealed.commitment,
+                ciphertexts=sealed.ciphertexts,
             )
             with pytest.raises(mde.SealedScoreError):
                 proxy.open(forged, allow_repeat=True)
         flipped = SealedScore.build(
-            artifact_id=sealed.artifact_id, manifest_sha256=sealed.header.manifest_sha256, n_records=30,
-            per_record=not per_record, commitment=sealed.commitment, ciphertexts=sealed.ciphertexts,
+            artifact_id=sealed.artifact_id,
+            manifest_sha256=sealed.header.manifest_sha256,
+            n_records=30,
+            per_record=not per_record,
+            commitment=sealed.commitment,
+            ciphertexts=sealed.ciphertexts,
         )
         with pytest.raises(mde.SealedScoreError):
             proxy.open(flipped, allow_repeat=True)
@@ -224,29 +289,36 @@ def test_altered_record_scores_fail_delivery(exported, digits):
 
 def test_records_beyond_ckks_capacity_are_refused(model, digits, tmp_path):
     huge = digits.Xc[:5] * 1e9
-    unscreened = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8,
-                                 outlier_margin=None, random_state=0)
+    unscreened = mde.build_proxy(
+        model,
+        digits.Xtr,
+        digits.ytr,
+        digits.Xte,
+        digits.yte,
+        n_components=8,
+        outlier_margin=None,
+        random_state=0,
+    )
     unscreened.export(tmp_path / "a.mde")
     with pytest.raises(mde.InputError, match="outside the range"):
         mde.load_artifact(tmp_path / "a.mde").score(huge, digits.yc[:5])
     # with the default outlier screen the same records are outside the support: they score zero
-    screened = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0)
+    screened = mde.build_proxy(
+        model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_components=8, random_state=0
+    )
     assert screened.excluded(huge, digits.yc[:5]).all()
     screened.export(tmp_path / "b.mde")
     report = screened.open(mde.load_artifact(tmp_path / "b.mde").score(huge, digits.yc[:5]))
     assert report.efficacy == pytest.approx(0.0, abs=1e-4)
 
 
-@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
-def test_bad_batch_size(exported, digits, batch_size):
-    _, scorer = exported
-    with pytest.raises(mde.InputError, match="batch_size"):
-        scorer.score(digits.Xc, digits.yc, batch_size=batch_size)
-
-
 def test_unsafe_ckks_parameters_are_refused(fresh_proxy, tmp_path):
-    for bad in (mde.CKKSParams(mask_bound=0.0), mde.CKKSParams(poly_modulus_degree=2048),
-                mde.CKKSParams(coeff_mod_bit_sizes=[60, 40, 60, 60, 60]), mde.CKKSParams(global_scale_bits=30)):
+    for bad in (
+        mde.CKKSParams(mask_bound=0.0),
+        mde.CKKSParams(poly_modulus_degree=2048),
+        mde.CKKSParams(coeff_mod_bit_sizes=[60, 40, 60, 60, 60]),
+        mde.CKKSParams(global_scale_bits=30),
+    ):
         with pytest.raises(mde.InputError, match="CKKS"):
             fresh_proxy.export(tmp_path / "x.mde", ckks=bad)
 
@@ -257,7 +329,9 @@ def test_order_one_report_with_made_up_terms_is_refused(exported, digits):
     X, y = digits.Xc[:40], digits.yc[:40]
     report = proxy.open(scorer.score(X, y))
     proxy.verify_delivery(X, y, report)
-    inflated = report.model_copy(update={"first_order": report.efficacy, "pairwise": 0.0, "efficacy": 1000.0})
+    inflated = report.model_copy(
+        update={"first_order": report.efficacy, "pairwise": 0.0, "efficacy": 1000.0}
+    )
     with pytest.raises(mde.DeliveryError, match="terms"):
         proxy.verify_delivery(X, y, inflated)
     with pytest.raises(mde.DeliveryError, match="efficacy"):

@@ -22,8 +22,14 @@ from pricing import (
 
 def report(efficacy, scores=None, n=None):
     n = n or (len(scores) if scores is not None else 10)
-    return EfficacyReport(efficacy=efficacy, n_records=n, record_scores=scores, artifact_id="a" * 32,
-                          commitment="c" * 64, proxy_kind="influence")
+    return EfficacyReport(
+        efficacy=efficacy,
+        n_records=n,
+        record_scores=scores,
+        artifact_id="a" * 32,
+        commitment="c" * 64,
+        proxy_kind="influence",
+    )
 
 
 def test_binary():
@@ -62,13 +68,22 @@ def test_tiered():
 
 def test_quote_carries_the_report_identity():
     q = BinaryPricing(price=1).quote(report(0.2))
-    assert (q.artifact_id, q.commitment, q.efficacy, q.pricing) == ("a" * 32, "c" * 64, 0.2, "binary")
+    assert (q.artifact_id, q.commitment, q.efficacy, q.pricing) == (
+        "a" * 32,
+        "c" * 64,
+        0.2,
+        "binary",
+    )
     assert q.params == {"price": 1.0, "threshold": 0.0}
 
 
 def test_bad_parameters_are_refused():
-    for bad in (lambda: BinaryPricing(price=-1), lambda: UniformPricing(unit_price=float("nan")),
-                lambda: LinearPricing(rate=1, floor=5, cap=1), lambda: LinearPricing(rate=-2)):
+    for bad in (
+        lambda: BinaryPricing(price=-1),
+        lambda: UniformPricing(unit_price=float("nan")),
+        lambda: LinearPricing(rate=1, floor=5, cap=1),
+        lambda: LinearPricing(rate=-2),
+    ):
         with pytest.raises(mde.PricingError):
             bad()
     with pytest.raises(mde.PricingError, match="EfficacyReport"):
@@ -94,15 +109,23 @@ def test_registry_and_parsing():
     threshold=st.floats(-1, 1),
 )
 def test_prices_are_never_negative(efficacy, scores, price, threshold):
-    for f in (BinaryPricing(price, threshold), UniformPricing(price, threshold), LinearPricing(price, floor=0),
-              TieredPricing([(threshold, price)])):
+    for f in (
+        BinaryPricing(price, threshold),
+        UniformPricing(price, threshold),
+        LinearPricing(price, floor=0),
+        TieredPricing([(threshold, price)]),
+    ):
         assert f.quote(report(efficacy, scores)).price >= 0
 
 
 @given(a=st.floats(-10, 10, allow_nan=False), b=st.floats(-10, 10, allow_nan=False))
 def test_monotone_in_efficacy(a, b):
     lo, hi = sorted((a, b))
-    for f in (BinaryPricing(10, 0.1), LinearPricing(3, floor=1, cap=20), TieredPricing([(0, 1), (1, 5)])):
+    for f in (
+        BinaryPricing(10, 0.1),
+        LinearPricing(3, floor=1, cap=20),
+        TieredPricing([(0, 1), (1, 5)]),
+    ):
         assert f.quote(report(lo)).price <= f.quote(report(hi)).price
 
 

@@ -21,8 +21,14 @@ from pricing import (
 
 
 def report(scores):
-    return EfficacyReport(efficacy=float(np.sum(scores)), n_records=len(scores), record_scores=list(scores),
-                          artifact_id="a", commitment="c", proxy_kind="influence")
+    return EfficacyReport(
+        efficacy=float(np.sum(scores)),
+        n_records=len(scores),
+        record_scores=list(scores),
+        artifact_id="a",
+        commitment="c",
+        proxy_kind="influence",
+    )
 
 
 def test_uniform_split_pays_each_seller_for_its_accepted_records():
@@ -42,8 +48,15 @@ def test_binary_split_is_the_shapley_value_of_the_threshold_game():
     q = pricing.quote(r)
     exact = split_revenue(q, ["a", "b", "c"], report=r, pricing=pricing)
     assert exact.payments == pytest.approx({"a": 50.0, "b": 50.0, "c": 0.0})
-    sampled = split_revenue(q, ["a", "b", "c"], report=r, pricing=pricing, method="permutation",
-                            n_permutations=400, random_state=0)
+    sampled = split_revenue(
+        q,
+        ["a", "b", "c"],
+        report=r,
+        pricing=pricing,
+        method="permutation",
+        n_permutations=400,
+        random_state=0,
+    )
     assert sum(sampled.payments.values()) == pytest.approx(100.0)
     assert sampled.payments["c"] == 0.0 and abs(sampled.payments["a"] - 50) < 10
 
@@ -55,16 +68,29 @@ def test_replication_robust_split_pays_a_duplicating_seller_no_more():
     sellers = ["a", "a", "b", "b", "c", "c"]
     pricing = LinearPricing(rate=100)
     honest_r = report(scores)
-    honest = split_revenue(pricing.quote(honest_r), sellers, report=honest_r, pricing=pricing,
-                           replication_robust=True, X=X)
+    honest = split_revenue(
+        pricing.quote(honest_r),
+        sellers,
+        report=honest_r,
+        pricing=pricing,
+        replication_robust=True,
+        X=X,
+    )
     # seller a delivers each of its records three times (the additive proxy scores copies fully)
     Xd = np.vstack([X, X[:2], X[:2]])
     sd = np.r_[scores, scores[:2], scores[:2]]
     dup_sellers = sellers + ["a"] * 4
     dup_r = report(sd)
     naive = split_revenue(pricing.quote(dup_r), dup_sellers, report=dup_r, pricing=pricing)
-    robust = split_revenue(pricing.quote(dup_r), dup_sellers, report=dup_r, pricing=pricing,
-                           replication_robust=True, X=Xd)
+    robust = split_revenue(
+        pricing.quote(dup_r),
+        dup_sellers,
+        report=dup_r,
+        pricing=pricing,
+        replication_robust=True,
+        X=Xd,
+    )
+
     # the split is judged by shares of the revenue: the price itself is the buyer's business
     # (an additive proxy prices the copies, issue 4 addresses that)
     def share(split):
@@ -94,17 +120,21 @@ def test_payments_always_sum_to_the_price(scores, n_sellers):
     sellers = [f"s{i % n_sellers}" for i in range(len(scores))]
     for pricing in (UniformPricing(1.0), BinaryPricing(10.0, 0.0), LinearPricing(3.0, cap=4.0)):
         q = pricing.quote(r)
-        assert sum(split_revenue(q, sellers, report=r, pricing=pricing).payments.values()) == pytest.approx(
-            q.price, abs=1e-9)
+        assert sum(
+            split_revenue(q, sellers, report=r, pricing=pricing).payments.values()
+        ) == pytest.approx(q.price, abs=1e-9)
 
 
-@pytest.mark.parametrize("pricing,arbitrage_free", [
-    (UniformPricing(2.0, 0.0), True),
-    (BinaryPricing(100.0, 0.1), False),
-    (LinearPricing(10.0), False),
-    (LinearPricing(10.0, floor=5.0, cap=20.0), False),
-    (TieredPricing([(0.0, 5.0), (1.0, 20.0)]), False),
-])
+@pytest.mark.parametrize(
+    "pricing,arbitrage_free",
+    [
+        (UniformPricing(2.0, 0.0), True),
+        (BinaryPricing(100.0, 0.1), False),
+        (LinearPricing(10.0), False),
+        (LinearPricing(10.0, floor=5.0, cap=20.0), False),
+        (TieredPricing([(0.0, 5.0), (1.0, 20.0)]), False),
+    ],
+)
 def test_documented_properties_of_builtins(pricing, arbitrage_free):
     check = check_pricing(pricing, n_trials=400, random_state=0)
     assert check.non_negative and check.monotone
@@ -129,8 +159,16 @@ def test_checker_catches_a_negative_price_function():
         def quote(self, r):
             from pricing import Quote
 
-            return Quote.model_construct(price=r.efficacy, accepted=True, efficacy=r.efficacy, n_records=r.n_records,
-                                         artifact_id="a", commitment="c", pricing="broken", params={})
+            return Quote.model_construct(
+                price=r.efficacy,
+                accepted=True,
+                efficacy=r.efficacy,
+                n_records=r.n_records,
+                artifact_id="a",
+                commitment="c",
+                pricing="broken",
+                params={},
+            )
 
     check = check_pricing(Broken(), n_trials=50)
     assert not check.non_negative

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import mde
-from adapters.base import softmax
-from mde.influence import _head_psi, fit_softmax_head, head_hessian
+from mde.numerics import softmax
+from mde.proxies.heads import fit_softmax_head, head_hessian, head_psi
+from mde.proxies.registry import proxy_class
 
 
 def _toy(seed=0, n=60, q=4, k=3):
@@ -27,7 +28,7 @@ def test_psi_is_the_loss_gradient():
     rng = np.random.default_rng(1)
     theta = rng.normal(size=(3, 4))
     y = rng.integers(0, 3, len(phi))
-    psi = _head_psi(phi, theta, y)
+    psi = head_psi(phi, theta, y)
     eps = 1e-6
     for i in (0, 7):
         num = np.zeros(theta.size)
@@ -71,17 +72,22 @@ def test_record_score_equals_refit_derivative():
     l2 = 0.1
     theta = fit_softmax_head(phi, targets, l2)
     H = head_hessian(phi, theta, l2)
-    w = np.linalg.solve(H, _head_psi(phi_te, theta, y_te).mean(0)) / len(phi)
+    w = np.linalg.solve(H, head_psi(phi_te, theta, y_te).mean(0)) / len(phi)
 
     def test_loss(t):
         return -np.log(softmax(phi_te @ t.T)[np.arange(40), y_te]).mean()
 
     for z_phi, z_y in [(phi[:1] * 2.0, 1), (np.array([[0.5, -1.0, 2.0, 1.0]]), 2)]:
-        predicted = _head_psi(z_phi, theta, np.array([z_y])) @ w
+        predicted = head_psi(z_phi, theta, np.array([z_y])) @ w
         eps = 1e-3
         onehot = np.eye(3)[[z_y]]
-        t_eps = fit_softmax_head(np.vstack([phi, z_phi]), np.vstack([targets, onehot]), l2,
-                                 sample_weight=np.r_[np.ones(80), eps], n=80)
+        t_eps = fit_softmax_head(
+            np.vstack([phi, z_phi]),
+            np.vstack([targets, onehot]),
+            l2,
+            sample_weight=np.r_[np.ones(80), eps],
+            n=80,
+        )
         actual = (test_loss(theta) - test_loss(t_eps)) / eps
         np.testing.assert_allclose(predicted[0], actual, rtol=2e-2)
 
@@ -90,7 +96,9 @@ def test_record_scores_sum_to_efficacy_and_match_psi_dot_w(proxy, digits):
     scores = proxy.record_scores(digits.Xc, digits.yc)
     assert scores.shape == (len(digits.yc),)
     np.testing.assert_allclose(scores.sum(), proxy.efficacy(digits.Xc, digits.yc), rtol=1e-12)
-    np.testing.assert_allclose(scores, proxy.psi(digits.Xc, digits.yc) @ proxy.w_, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(
+        scores, proxy.psi(digits.Xc, digits.yc) @ proxy.w_, rtol=1e-9, atol=1e-15
+    )
     # batching does not change anything
     np.testing.assert_allclose(proxy.record_scores(digits.Xc, digits.yc, batch_size=7), scores)
 
@@ -112,11 +120,27 @@ def test_fidelity_and_summary(proxy, digits, model):
 
 
 def test_random_projection_option(digits, model):
-    p = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, compression="random",
-                        n_components=12, random_state=3)
+    p = mde.build_proxy(
+        model,
+        digits.Xtr,
+        digits.ytr,
+        digits.Xte,
+        digits.yte,
+        compression="random",
+        n_components=12,
+        random_state=3,
+    )
     assert p.psi_dim_ == 10 * 13
-    q = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, compression="random",
-                        n_components=12, random_state=3)
+    q = mde.build_proxy(
+        model,
+        digits.Xtr,
+        digits.ytr,
+        digits.Xte,
+        digits.yte,
+        compression="random",
+        n_components=12,
+        random_state=3,
+    )
     np.testing.assert_array_equal(p.w_, q.w_)  # reproducible with a seed
 
 
@@ -129,5 +153,7 @@ def test_bad_options(digits, model):
         mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="oracle")
     with pytest.raises(mde.InputError, match="bad option"):
         mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, n_comp=3)
+    with pytest.raises(mde.InputError, match="bad option"):  # only the student projects psi
+        mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, projection_dim=20)
     with pytest.raises(mde.NotFittedError):
-        mde.build.proxy_class("influence")().efficacy(digits.Xc, digits.yc)
+        proxy_class("influence")().efficacy(digits.Xc, digits.yc)

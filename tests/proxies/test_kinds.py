@@ -24,8 +24,16 @@ def mlp(digits):
 def built(request, digits, mlp, tmp_path_factory):
     if request.param == "student":
         pytest.importorskip("torch")
-    proxy = mde.build_proxy(mlp, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind=request.param,
-                            random_state=0, **KINDS[request.param])
+    proxy = mde.build_proxy(
+        mlp,
+        digits.Xtr,
+        digits.ytr,
+        digits.Xte,
+        digits.yte,
+        kind=request.param,
+        random_state=0,
+        **KINDS[request.param],
+    )
     path = tmp_path_factory.mktemp(request.param) / "a.mde"
     proxy.export(path)
     return proxy, mde.load_artifact(path)
@@ -60,11 +68,13 @@ def test_save_load_round_trip(built, digits, tmp_path):
     proxy, scorer = built
     proxy.save(tmp_path / "p.mdeproxy")
     loaded = mde.load_proxy(tmp_path / "p.mdeproxy")
-    assert type(loaded) is type(proxy) and loaded.get_params() == proxy.get_params()
+    assert isinstance(loaded, mde.ModelOwner)
+    assert type(loaded.proxy) is type(proxy.proxy) and loaded.get_params() == proxy.get_params()
     np.testing.assert_allclose(loaded.psi(digits.Xc, digits.yc), proxy.psi(digits.Xc, digits.yc))
     np.testing.assert_array_equal(loaded.predict(digits.Xte), proxy.predict(digits.Xte))
     report = loaded.open(scorer.score(digits.Xc[:10], digits.yc[:10]), allow_repeat=True)
-    assert report.efficacy == pytest.approx(proxy.efficacy(digits.Xc[:10], digits.yc[:10]), rel=1e-4, abs=1e-7)
+    want = proxy.efficacy(digits.Xc[:10], digits.yc[:10])
+    assert report.efficacy == pytest.approx(want, rel=1e-4, abs=1e-7)
 
 
 def test_summary_reports_size_and_fidelity(built):

@@ -6,19 +6,27 @@ import numpy as np
 import pytest
 
 import mde
-from mde.membership import MembershipSketch
+from mde.proxies.membership import MembershipSketch
+from mde.wire.artifact import read_artifact
 
 
 def _brute_force_known(sketch: MembershipSketch, Xtr, ytr, X, y) -> np.ndarray:
     """Same rule with Python sets of (table, cell, label): no hashing."""
+
     def cells(A):
         z = (np.asarray(A, np.float32).astype(np.float64) - sketch.mean_) @ sketch.projection_
         return [np.floor(z + sketch.offsets_[t]).astype(np.int64) for t in range(sketch.n_tables)]
 
-    occupied = {(t, tuple(c), int(lab)) for t, cs in enumerate(cells(Xtr)) for c, lab in zip(cs, ytr)}
+    occupied = {
+        (t, tuple(c), int(lab)) for t, cs in enumerate(cells(Xtr)) for c, lab in zip(cs, ytr)
+    }
     per_table = cells(X)
-    return np.array([any((t, tuple(per_table[t][i]), int(y[i])) in occupied for t in range(sketch.n_tables))
-                     for i in range(len(y))])
+    return np.array(
+        [
+            any((t, tuple(per_table[t][i]), int(y[i])) in occupied for t in range(sketch.n_tables))
+            for i in range(len(y))
+        ]
+    )
 
 
 def test_sketch_matches_brute_force_cell_lookup(digits):
@@ -47,11 +55,11 @@ def test_known_records_score_zero_in_plaintext_and_sealed(proxy, artifact, digit
     y = np.r_[digits.ytr[:50], digits.yc[:50]]
     scores = proxy.record_scores(X, y)
     assert np.all(scores[:50] == 0.0)
-    raw = proxy._scores_batch(*proxy._validate(X, y))
+    raw = proxy.record_scores(X, y, exclude=False)
     assert np.all(raw[:50] != 0.0)  # the sketch, not the proxy, zeroes them
     np.testing.assert_allclose(scores[50:], raw[50:])
-    proxy.opened_.clear()
-    report = proxy.open(mde.load_artifact(artifact).score(X, y, per_record=True), allow_repeat=True)
+    sealed = mde.load_artifact(artifact).score(X, y, per_record=True)
+    report = proxy.open(sealed, allow_repeat=True)
     np.testing.assert_allclose(report.record_scores[:50], 0.0, atol=1e-4)
     assert report.efficacy == pytest.approx(scores.sum(), abs=1e-3)
 
@@ -69,21 +77,25 @@ def test_data_owner_ignoring_the_sketch_is_caught_at_delivery(fresh_proxy, digit
 
 
 def test_exclude_known_switches(model, digits, tmp_path):
-    off = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, exclude_known=False, random_state=0)
+    off = mde.build_proxy(
+        model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, exclude_known=False, random_state=0
+    )
     assert off.known_ is None and off.record_scores(digits.Xtr[:20], digits.ytr[:20]).any()
     off.export(tmp_path / "off.mde")
-    assert "known.npz" not in mde.load_artifact(tmp_path / "off.mde").manifest.members
+    assert "known.npz" not in read_artifact(tmp_path / "off.mde").members
     assert not mde.load_artifact(tmp_path / "off.mde").has_membership_sketch
     on = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, random_state=0)
     on.export(tmp_path / "on.mde")
+    assert "known.npz" in read_artifact(tmp_path / "on.mde").members
     assert mde.load_artifact(tmp_path / "on.mde").has_membership_sketch
     # "auto" declines when the data has too few directions for the cells to stay unlistable
-    few = mde.build_proxy(_model_few(digits), digits.Xtr[:, 20:28], digits.ytr, digits.Xte[:, 20:28], digits.yte,
-                          random_state=0)
+    Xtr8, Xte8 = digits.Xtr[:, 20:28], digits.Xte[:, 20:28]
+    few = mde.build_proxy(_model_few(digits), Xtr8, digits.ytr, Xte8, digits.yte, random_state=0)
     assert few.known_ is None
-    forced = mde.build_proxy(_model_few(digits), digits.Xtr[:, 20:28], digits.ytr, digits.Xte[:, 20:28], digits.yte,
-                             exclude_known=True, random_state=0)
-    assert forced.known(digits.Xtr[:, 20:28], digits.ytr).all()
+    forced = mde.build_proxy(
+        _model_few(digits), Xtr8, digits.ytr, Xte8, digits.yte, exclude_known=True, random_state=0
+    )
+    assert forced.known(Xtr8, digits.ytr).all()
     with pytest.raises(mde.InputError, match="exclude_known"):
         mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, exclude_known="yes")
 
@@ -108,39 +120,94 @@ def test_sketch_survives_save_and_load_and_refuses_bad_bytes(proxy, digits, tmp_
 
 
 def test_tree_proxy_uses_the_sketch_too(model, digits):
-    tree = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="tree", n_samples=2000,
-                           random_state=0)
+    tree = mde.build_proxy(
+        model,
+        digits.Xtr,
+        digits.ytr,
+        digits.Xte,
+        digits.yte,
+        kind="tree",
+        n_samples=2000,
+        random_state=0,
+    )
     assert np.all(tree.record_scores(digits.Xtr[:40], digits.ytr[:40]) == 0.0)
     assert np.any(tree.record_scores(digits.Xc[:40], digits.yc[:40]) != 0.0)
 
 
-def _edge_record(sketch: MembershipSketch, x0: np.ndarray, y0: int) -> np.ndarray:
-    """A record next to ``x0`` so close to a cell edge that rounding it to float32 moves it
-    across: known as float64 and not as float32, or the other way round."""
+def _first_coordinate(sketch: MembershipSketch, X: np.ndarray) -> np.ndarray:
+    """Grid coordinate 0 of table 0 of each record, computed as the sketch computes it (the
+    record's cell there is its floor)."""
+    return sketch._project(np.atleast_2d(X))[0][:, 0] + sketch.offsets_[0, 0]
+
+
+def _half_float32_step(v: float) -> float:
+    """Half the smaller gap between the float32 value ``v`` and its two float32 neighbours:
+    a float64 number closer than this to ``v`` rounds to ``v``."""
+    f = np.float32(v)
+    gaps = [abs(float(np.nextafter(f, np.float32(s)) - f)) for s in (-np.inf, np.inf)]
+    return min(gaps) / 2
+
+
+def _edge_record(
+    sketch: MembershipSketch, Xtr: np.ndarray, ytr: np.ndarray, i: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, r)``: a float64 record ``x`` and its float32 rounding ``r`` on the two sides of a
+    cell edge of the sketch's only grid, one of the two in training record ``i``'s cell.
+
+    Record i slides along grid coordinate 0 alone (the projection's columns are orthogonal,
+    so the other coordinates stay in their cells) to the edge whose far cell holds no
+    training record of its label; rounded to float32 it lands within rounding error of the
+    edge. One feature j is then set to the float32 value nearest the edge, which leaves
+    ``r`` less than half a float32 step of feature j from it, and ``x`` is put on the other
+    side of the edge, still less than half a step from ``r`` (so that it rounds to ``r``)."""
+    assert sketch.n_tables == 1
     P = sketch.projection_
-    d = P[:, 0] / (P[:, 0] @ P[:, 0])  # moves the first coordinate by 1 per unit, the others not at all
-    a = (x0 - sketch.mean_) @ P[:, 0] + sketch.offsets_[0, 0]
-    edge = np.floor(a) + 1.0 - a
-    for t in edge + np.linspace(-1e-5, 1e-5, 4001):
-        x = (x0 + t * d)[None, :]
-        if sketch.known(x, np.array([y0])) != sketch.known(x.astype(np.float32).astype(np.float64), np.array([y0])):
-            return x
-    raise AssertionError("no record found on a cell edge")
+    x0, y0 = Xtr[i], ytr[i]
+    a0 = _first_coordinate(sketch, x0)[0]
+    cells = np.floor(sketch._project(Xtr[ytr == y0])[0] + sketch.offsets_[0])
+    occupied = {tuple(c) for c in cells.astype(np.int64)}
+    cell = np.floor(sketch._project(x0[None])[0][0] + sketch.offsets_[0]).astype(np.int64)
+    unit = np.eye(len(cell), dtype=np.int64)[0]
+    if tuple(cell + unit) not in occupied:
+        edge, far = np.floor(a0) + 1.0, cell + unit
+    else:
+        edge, far = np.floor(a0), cell - unit
+    assert tuple(far) not in occupied  # the cell across the edge is empty for this label
+    d = P[:, 0] / (P[:, 0] @ P[:, 0])  # moves coordinate 0 by one per unit, the others not
+    r = (x0 + (edge - a0) * d).astype(np.float32).astype(np.float64)
+    half = np.array([_half_float32_step(v) for v in r])
+    j = int(np.argmax(np.abs(P[:, 0]) * half))  # the feature whose float32 step moves a most
+    r[j] = float(np.float32(r[j] + (edge - _first_coordinate(sketch, r)[0]) / P[j, 0]))
+    h = _half_float32_step(r[j])
+    u = (_first_coordinate(sketch, r)[0] - edge) / P[j, 0]  # r's distance from the edge, in x_j
+    assert 0 < abs(u) < h
+    x = r.copy()
+    x[j] = r[j] - u - np.sign(u) * (h - abs(u)) / 2  # across the edge, (h + |u|) / 2 from r_j
+    return x[None, :], r[None, :]
 
 
-def test_delivery_recomputes_the_sketch_on_the_float32_records_that_were_scored(fresh_proxy, digits, tmp_path):
+def test_delivery_recomputes_the_sketch_on_the_float32_records_that_were_scored(
+    fresh_proxy, digits, tmp_path
+):
     # one grid, so that crossing one cell edge changes whether the record is known
-    Xtr, ytr = fresh_proxy._validate(digits.Xtr, digits.ytr)
-    fresh_proxy.known_ = MembershipSketch(n_components=12, n_tables=1).fit(Xtr, ytr, 0)
-    x = _edge_record(fresh_proxy.known_, Xtr[0], int(ytr[0]))
+    Xtr, ytr = fresh_proxy.validate(digits.Xtr, digits.ytr)
+    sketch = MembershipSketch(n_components=12, n_tables=1).fit(Xtr, ytr, 0)
+    fresh_proxy.proxy.known_ = sketch
+    x, r = _edge_record(sketch, Xtr, ytr, 0)
+    np.testing.assert_array_equal(x.astype(np.float32).astype(np.float64), r)  # r rounds x
+    a = _first_coordinate(sketch, np.vstack([x, r]))
+    assert np.floor(a[0]) != np.floor(a[1])  # x and r lie on the two sides of a cell edge
     y = digits.ytr[:1]
+    known64, known32 = sketch.known(x, ytr[:1])[0], sketch.known(r, ytr[:1])[0]
+    assert known64 != known32  # one of them is in training record 0's cell, the other is not
     path = tmp_path / "a.mde"
     fresh_proxy.export(path)
     report = fresh_proxy.open(mde.load_artifact(path).score(x, y, per_record=True))
     plain64 = fresh_proxy.record_scores(x, y)[0]
     plain32 = fresh_proxy.record_scores(x.astype(np.float32), y)[0]
-    assert (plain64 == 0.0) != (plain32 == 0.0)  # the two roundings disagree on this record
-    assert report.record_scores[0] == pytest.approx(plain32, abs=1e-4)  # the data owner scored float32
+    assert (plain64 == 0.0) == known64 and (plain32 == 0.0) == known32
+    assert abs(plain64 - plain32) > 1e-3  # the two roundings disagree on this record
+    assert report.record_scores[0] == pytest.approx(plain32, abs=1e-4)  # it scored float32
     fresh_proxy.verify_delivery(x, y, report)  # the honest data owner is not accused
 
 
@@ -162,12 +229,15 @@ def test_outlier_screen_matches_explicit_projection(digits):
     rng = np.random.default_rng(2)
     X = np.vstack([digits.Xc, rng.uniform(0, 16, (50, 64)), digits.Xc[:50] * 1.6])
     d = _brute_force_distance(digits.Xtr, 12, X)
-    np.testing.assert_allclose(np.sqrt(np.maximum(sketch._project(X)[1], 0)), d, rtol=1e-7, atol=1e-6)
+    np.testing.assert_allclose(
+        np.sqrt(np.maximum(sketch._project(X)[1], 0)), d, rtol=1e-7, atol=1e-6
+    )
     np.testing.assert_array_equal(sketch.outside(X), d > sketch.outlier_threshold_)
     assert not sketch.outside(digits.Xtr).any()  # a margin >= 1 keeps every training record
-    assert sketch.outside(X[300:350]).all()  # uniform noise images are far from the digits' subspace
+    assert sketch.outside(X[300:350]).all()  # uniform noise images: far from the digits' subspace
     assert sketch.outside(digits.Xc).mean() < 0.02
-    assert 0 < sketch.outside(X[350:]).sum() < 50  # the scaled digits straddle the threshold: a real test
+    # the scaled digits straddle the threshold: a real test
+    assert 0 < sketch.outside(X[350:]).sum() < 50
     y = np.r_[digits.yc, np.zeros(100, dtype=int)]
     np.testing.assert_array_equal(sketch.excluded(X, y), sketch.known(X, y) | sketch.outside(X))
 
@@ -181,7 +251,8 @@ def test_records_inside_the_subspace_are_never_outside(digits):
 
 
 def test_outlier_screen_switches_off(digits):
-    assert MembershipSketch(outlier_margin=None).fit(digits.Xtr, digits.ytr, 0).outlier_threshold_ == np.inf
+    off = MembershipSketch(outlier_margin=None).fit(digits.Xtr, digits.ytr, 0)
+    assert off.outlier_threshold_ == np.inf
     # every direction kept: distances from the subspace are rounding error, so no screen
     full = MembershipSketch(n_components=64).fit(digits.Xtr[:, 20:28], digits.ytr, 0)
     assert full.outlier_threshold_ == np.inf and not full.outside(digits.Xc[:, 20:28] * 50).any()
@@ -196,11 +267,11 @@ def test_outliers_score_zero_on_both_sides_and_the_threshold_travels(proxy, arti
     y = np.r_[rng.integers(0, 10, 40), digits.yc[:40]]
     scores = proxy.record_scores(X, y)
     assert proxy.excluded(X, y)[:40].all() and np.all(scores[:40] == 0.0)
-    assert np.all(proxy._scores_batch(*proxy._validate(X, y))[:40] != 0.0)  # the screen zeroes them
+    assert np.all(proxy.record_scores(X, y, exclude=False)[:40] != 0.0)  # the screen zeroes them
     scorer = mde.load_artifact(artifact)
     np.testing.assert_array_equal(scorer.excluded(X, y), proxy.excluded(X, y))
-    assert scorer._known.outlier_threshold_ == proxy.known_.outlier_threshold_
-    proxy.opened_.clear()
+    shipped = MembershipSketch.from_bytes(read_artifact(artifact).members["known.npz"], 64)
+    assert shipped.outlier_threshold_ == proxy.known_.outlier_threshold_ < np.inf
     report = proxy.open(scorer.score(X, y, per_record=True), allow_repeat=True)
     np.testing.assert_allclose(report.record_scores[:40], 0.0, atol=1e-4)
     proxy.verify_delivery(X, y, report)
@@ -211,8 +282,15 @@ def test_sketch_bytes_from_before_the_screen_load_without_it(proxy):
 
     s = proxy.known_
     buf = io.BytesIO()
-    np.savez(buf, mean=s.mean_, projection=s.projection_, offsets=s.offsets_, multipliers=s.multipliers_,
-             hashes=s.hashes_, config=np.array([s.n_components, s.width, s.n_tables], dtype=np.float64))
+    np.savez(
+        buf,
+        mean=s.mean_,
+        projection=s.projection_,
+        offsets=s.offsets_,
+        multipliers=s.multipliers_,
+        hashes=s.hashes_,
+        config=np.array([s.n_components, s.width, s.n_tables], dtype=np.float64),
+    )
     old = MembershipSketch.from_bytes(buf.getvalue(), n_features=64)
     assert old.outlier_threshold_ == np.inf and old.outlier_margin is None
 
@@ -227,10 +305,12 @@ def test_outlier_screen_is_stable_under_a_large_offset(digits):
     assert not sketch.outside(shifted.astype(np.float32)).any()
     assert sketch.outside(digits.Xc[:50] + 1e4).mean() < 0.05
     rng = np.random.default_rng(4)
-    low_rank = rng.normal(size=(300, 10)) @ rng.normal(size=(10, 64)) + 1e3  # rank 10 <= 16 directions
+    # rank 10 <= 16 directions
+    low_rank = rng.normal(size=(300, 10)) @ rng.normal(size=(10, 64)) + 1e3
     full = MembershipSketch(n_components=16).fit(low_rank, digits.ytr, 0)
     assert full.outlier_threshold_ == np.inf
     fresh = rng.normal(size=(200, 10)) @ rng.normal(size=(10, 64)) + 1e3
     assert not full.outside(fresh).any()
     with pytest.raises(mde.InputError, match="outlier_margin"):
-        MembershipSketch(n_components=16, outlier_margin=0.5).fit(low_rank, digits.ytr, 0)  # checked even when off
+        # checked even when the screen is off
+        MembershipSketch(n_components=16, outlier_margin=0.5).fit(low_rank, digits.ytr, 0)

@@ -7,7 +7,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 import mde
-from mde.tree import leaf_refit_values
+from mde.proxies.tree import leaf_refit_values
 
 
 def _mean_test_loss(train_counts, test_counts, alpha):
@@ -29,8 +29,18 @@ def test_leaf_refit_values_equal_brute_force():
 
 
 def test_record_score_is_the_refit_change_of_test_loss(digits, model):
-    proxy = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="tree", max_leaves=16,
-                            n_samples=3000, random_state=0)
+    owner = mde.build_proxy(
+        model,
+        digits.Xtr,
+        digits.ytr,
+        digits.Xte,
+        digits.yte,
+        kind="tree",
+        max_leaves=16,
+        n_samples=3000,
+        random_state=0,
+    )
+    proxy = owner.proxy  # the tree itself: its leaf lookup is the reference here
     k = len(proxy.classes_)
     test_counts = np.zeros((proxy.n_leaves_, k))
     np.add.at(test_counts, (proxy._leaf(digits.Xte), digits.yte), 1)
@@ -39,18 +49,29 @@ def test_record_score_is_the_refit_change_of_test_loss(digits, model):
     for i in range(20):
         plus = proxy.leaf_counts_.copy()
         plus[proxy._leaf(digits.Xc[i : i + 1])[0], digits.yc[i]] += 1
-        assert scores[i] == pytest.approx(base - _mean_test_loss(plus, test_counts, proxy.alpha), abs=1e-12)
+        want = base - _mean_test_loss(plus, test_counts, proxy.alpha)
+        assert scores[i] == pytest.approx(want, abs=1e-12)
 
 
 def test_onnx_leaves_are_exact_at_split_thresholds(digits, model, tmp_path):
-    proxy = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="tree", max_leaves=32,
-                            n_samples=2000, random_state=1)
+    proxy = mde.build_proxy(
+        model,
+        digits.Xtr,
+        digits.ytr,
+        digits.Xte,
+        digits.yte,
+        kind="tree",
+        max_leaves=32,
+        n_samples=2000,
+        random_state=1,
+    )
     t = proxy.tree_.tree_
     internal = np.flatnonzero(t.children_left != -1)
-    X = np.repeat(digits.Xc[:len(internal)], 3, axis=0).astype(np.float64)
-    for j, node in enumerate(internal):  # put records exactly on, just below and just above each split
+    X = np.repeat(digits.Xc[: len(internal)], 3, axis=0).astype(np.float64)
+    for j, node in enumerate(internal):  # records exactly on, just below and just above each split
         thr = np.float32(t.threshold[node])
-        for r, v in enumerate((thr, np.nextafter(thr, np.float32(-1e9)), np.nextafter(thr, np.float32(1e9)))):
+        near = (thr, np.nextafter(thr, np.float32(-1e9)), np.nextafter(thr, np.float32(1e9)))
+        for r, v in enumerate(near):
             X[3 * j + r, t.feature[node]] = float(v)
     y = np.zeros(len(X), dtype=int)
     proxy.export(tmp_path / "t.mde")
@@ -63,16 +84,29 @@ def test_single_leaf_tree(tmp_path):
     X = np.random.default_rng(0).random((60, 4))
     const = mde.wrap(lambda Z: np.tile([0.9, 0.1], (len(Z), 1)), classes=[0, 1], n_features=4)
     y = np.r_[np.zeros(30, int), np.ones(30, int)]
-    proxy = mde.build_proxy(const, X[:40], y[:40], X[40:], y[40:], kind="tree", n_samples=100, random_state=0)
+    proxy = mde.build_proxy(
+        const, X[:40], y[:40], X[40:], y[40:], kind="tree", n_samples=100, random_state=0
+    )
     assert proxy.n_leaves_ == 1
     proxy.export(tmp_path / "one.mde")
-    np.testing.assert_array_equal(mde.load_artifact(tmp_path / "one.mde").psi(X, y), proxy.psi(X, y))
+    got = mde.load_artifact(tmp_path / "one.mde").psi(X, y)
+    np.testing.assert_array_equal(got, proxy.psi(X, y))
+    np.testing.assert_array_equal(got.sum(axis=1), np.ones(len(y)))
 
 
 def test_extraction_beats_relabelled_training_set_when_data_is_scarce(digits):
     """Bastani et al.: with few training records, sampling the input distribution helps."""
     rf = RandomForestClassifier(n_estimators=100, random_state=0).fit(digits.Xtr, digits.ytr)
-    proxy = mde.build_proxy(rf, digits.Xtr[:80], digits.ytr[:80], digits.Xte, digits.yte, kind="tree",
-                            max_leaves=32, n_samples=20000, random_state=0)
+    proxy = mde.build_proxy(
+        rf,
+        digits.Xtr[:80],
+        digits.ytr[:80],
+        digits.Xte,
+        digits.yte,
+        kind="tree",
+        max_leaves=32,
+        n_samples=20000,
+        random_state=0,
+    )
     assert proxy.fidelity_ > proxy.baseline_fidelity_
     assert proxy.summary()["baseline_fidelity"] == proxy.baseline_fidelity_

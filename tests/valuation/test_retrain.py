@@ -1,102 +1,103 @@
-"""Evaluation API and scenarios: shapes, seeding, and a proxy that tracks retraining."""
+"""Retraining ground truth and rank correlation against closed-form answers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 
 import mde
-from mde import scenarios
-from mde.evaluation import fidelity_report, label_noise_candidates, retrain_utility
-
-pytest.importorskip("mlxtend")
+from mde.valuation import rank_correlation, retrain_utility
 
 
 def test_retrain_utility_is_paired_and_exact_for_a_deterministic_model(digits):
-    from sklearn.metrics import log_loss
-
     def factory(seed):
         return LogisticRegression(C=0.05, max_iter=3000)
 
     cands = [(digits.Xc[:100], digits.yc[:100])]
-    mean, std = retrain_utility(factory, digits.Xtr, digits.ytr, digits.Xte, digits.yte, cands, seeds=2)
-    base = log_loss(digits.yte, factory(0).fit(digits.Xtr, digits.ytr).predict_proba(digits.Xte), labels=range(10))
-    more = factory(0).fit(np.vstack([digits.Xtr, digits.Xc[:100]]), np.r_[digits.ytr, digits.yc[:100]])
-    assert mean[0] == pytest.approx(base - log_loss(digits.yte, more.predict_proba(digits.Xte), labels=range(10)))
+    mean, std = retrain_utility(
+        factory, digits.Xtr, digits.ytr, digits.Xte, digits.yte, cands, seeds=2
+    )
+    labels = range(10)
+    base = log_loss(
+        digits.yte, factory(0).fit(digits.Xtr, digits.ytr).predict_proba(digits.Xte), labels=labels
+    )
+    more = factory(0).fit(
+        np.vstack([digits.Xtr, digits.Xc[:100]]), np.r_[digits.ytr, digits.yc[:100]]
+    )
+    want = base - log_loss(digits.yte, more.predict_proba(digits.Xte), labels=labels)
+    assert mean[0] == pytest.approx(want)
     assert std[0] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_fidelity_report_on_digits_label_noise(digits, model):
-    X = np.vstack([digits.Xc, digits.Xte[:200]])
-    y = np.r_[digits.yc, digits.yte[:200]]
-    cands = label_noise_candidates(X, y, n_sets=6, random_state=0)
-    proxy = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte[200:], digits.yte[200:], random_state=0)
-    rep = fidelity_report(proxy, lambda s: LogisticRegression(C=0.05, max_iter=3000), digits.Xtr, digits.ytr,
-                          digits.Xte[200:], digits.yte[200:], cands, seeds=1, n_boot=200)
-    assert rep.spearman > 0.8
-    lo, hi = rep.spearman_ci
-    assert lo <= rep.spearman <= hi
-    assert len(rep.efficacy) == len(rep.utility) == 6
+def _prior_problem():
+    """A class-prior model (predicts its training labels' frequencies): D_tr holds 5 records
+    of each class, D_te 8 of class 0 and 2 of class 1, candidate k adds k records of class 0
+    and 10 - k of class 1. Its test log-loss is -(0.8 log p0 + 0.2 log(1 - p0)) with
+    p0 = (5 + k) / 20, so the utility of each set is known in closed form."""
+    X_train, y_train = np.zeros((10, 2)), np.r_[np.zeros(5, int), np.ones(5, int)]
+    X_test, y_test = np.ones((10, 2)), np.r_[np.zeros(8, int), np.ones(2, int)]
+    ks = [0, 3, 5, 10]
+    cands = [
+        (np.full((10, 2), float(k)), np.r_[np.zeros(k, int), np.ones(10 - k, int)]) for k in ks
+    ]
+
+    def loss(p0):
+        return -(0.8 * np.log(p0) + 0.2 * np.log(1 - p0))
+
+    utility = np.array([loss(0.5) - loss((5 + k) / 20) for k in ks])
+    return (X_train, y_train, X_test, y_test, cands), ks, utility
 
 
-@pytest.mark.parametrize("make,n", [(scenarios.label_noise, 10), (scenarios.redundancy, 10),
-                                    (scenarios.irrelevance, 10), (scenarios.size, 4)])
-def test_scenarios_are_seeded_and_well_formed(make, n):
-    a, b = make(seed=1), make(seed=1)
-    assert len(a.candidates) == len(a.labels) == n
-    assert a.X_train.shape == (500, 784) and a.X_test.shape == (1000, 784)
-    for (Xa, ya), (Xb, yb) in zip(a.candidates, b.candidates):
-        np.testing.assert_array_equal(Xa, Xb)
-        np.testing.assert_array_equal(ya, yb)
-        assert Xa.shape[1] == 784 and len(ya) == len(Xa) and np.isin(ya, np.arange(10)).all()
+def _prior_factory(seed):
+    return DummyClassifier(strategy="prior")
 
 
-def test_class_prior_scenario_has_the_stated_priors():
-    sc = scenarios.class_prior(seed=0, n_sets=4, repetitions=2, set_size=100)
-    in_a = np.isin(sc.y_train, (0, 1, 2, 3, 4)).mean()
-    assert in_a == pytest.approx(10 / 11, abs=0.01)
-    assert np.isin(sc.y_test, (0, 1, 2, 3, 4)).mean() == pytest.approx(0.5)
-    shares = [np.isin(y, (0, 1, 2, 3, 4)).mean() for _, y in sc.candidates]
-    assert shares == pytest.approx([0.25, 0.5, 0.75, 1.0] * 2)
+def test_retrain_utility_of_a_class_prior_model_is_the_closed_form():
+    data, ks, utility = _prior_problem()
+    mean, std = retrain_utility(_prior_factory, *data, seeds=3)
+    np.testing.assert_allclose(mean, utility, rtol=1e-12)
+    np.testing.assert_allclose(std, np.zeros(len(ks)), atol=1e-15)  # the same fit every seed
+    # D_te is mostly class 0: only sets that move the prior towards 0.8 help
+    assert mean[0] < mean[1] < 0 < mean[3]
+    assert mean[2] == pytest.approx(0.0, abs=1e-15)  # 5 and 5: the prior stays at 0.5
+    assert np.all(np.diff(mean) > 0)  # more class-0 records, more value
+    # error: the prior predicts class 0 (error 0.2) unless class 1 is the majority (error 0.8)
+    err, _ = retrain_utility(_prior_factory, *data, metric="error", seeds=1)
+    np.testing.assert_allclose(err, [-0.6, -0.6, 0.0, 0.0], atol=1e-12)
+    with pytest.raises(mde.InputError, match="metric"):
+        retrain_utility(_prior_factory, *data, metric="auc", seeds=1)
+    with pytest.raises(mde.InputError, match="empty"):
+        retrain_utility(_prior_factory, *data[:4], [], seeds=1)
 
 
-def test_redundancy_scenario_copies_come_from_the_training_set():
-    sc = scenarios.redundancy(seed=0)
-    X0, _ = sc.candidates[0]  # 0% fresh, exact copies
-    train_rows = {row.tobytes() for row in sc.X_train}
-    assert all(row.tobytes() in train_rows for row in X0)
+def test_rank_correlation_matches_closed_forms():
+    a = [1.0, 2.0, 3.0, 4.0, 5.0]
+    # one swap of neighbours twice: sum of squared rank differences 4, so
+    # Spearman = 1 - 6 * 4 / (5 * (25 - 1)) = 0.8 (and Pearson too: the values are ranks)
+    r = rank_correlation(a, [1.0, 3.0, 2.0, 5.0, 4.0])
+    assert r["spearman"] == pytest.approx(0.8, rel=1e-12)
+    assert r["pearson"] == pytest.approx(0.8, rel=1e-12)
+    # monotone but not linear: Spearman 1; Pearson 200 / sqrt(10 * 7610) from the deviations
+    # (-2, -1, 0, 1, 2) and (-21, -20, -19, -18, 78)
+    r = rank_correlation(np.array(a), np.array([1.0, 2.0, 3.0, 4.0, 100.0]))
+    assert r["spearman"] == pytest.approx(1.0, rel=1e-12)
+    assert r["pearson"] == pytest.approx(200 / np.sqrt(76100), rel=1e-12)
+    r = rank_correlation(a, [-x for x in a])
+    assert r["spearman"] == pytest.approx(-1.0) and r["pearson"] == pytest.approx(-1.0)
+    with pytest.raises(mde.InputError, match=">= 3"):
+        rank_correlation([1.0, 2.0], [2.0, 1.0])
+    with pytest.raises(mde.InputError):
+        rank_correlation(a, a[:4])
 
 
-def test_self_calibration_picks_the_best_simulated_configuration(digits, model):
-    def factory(seed):
-        return LogisticRegression(C=0.05, max_iter=2000)
-
-    grid = {"n_components": [4, 12], "l2": [0.01, 1.0]}
-    proxy = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, random_state=0,
-                            calibrate_with=factory, calibration_grid=grid, compression="pca")
-    cal = proxy.calibration_
-    assert len(cal["results"]) == 4
-    best = max(cal["results"], key=lambda r: r["rho"])
-    assert cal["chosen"] == best["params"] and cal["rho"] == best["rho"]
-    assert proxy.n_components == best["params"]["n_components"] and proxy.l2 == best["params"]["l2"]
-    assert proxy.compression == "pca"  # fixed options are kept
-    assert -1.0 <= cal["rho"] <= 1.0
-    with pytest.raises(mde.InputError, match="model factory"):
-        mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, calibrate_with=42)
-    with pytest.raises(mde.InputError, match="grid"):
-        from mde.calibration import calibrate
-
-        calibrate("oracle", factory, digits.Xtr, digits.ytr, digits.Xte, digits.yte)
-
-
-def test_uncalibrated_proxies_say_so(proxy):
-    assert proxy.calibration_ is None
-
-
-def test_calibration_survives_save_and_load(digits, model, tmp_path):
-    proxy = mde.build_proxy(model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, random_state=0,
-                            calibrate_with=lambda s: LogisticRegression(C=0.05, max_iter=2000),
-                            calibration_grid={"l2": [0.1, 1.0]})
-    proxy.save(tmp_path / "p.mdeproxy")
-    assert mde.load_proxy(tmp_path / "p.mdeproxy").calibration_ == proxy.calibration_
+def test_rank_correlation_of_the_prior_model_utilities_with_the_records_of_class_0():
+    data, ks, utility = _prior_problem()
+    mean, _ = retrain_utility(_prior_factory, *data, seeds=1)
+    r = rank_correlation(ks, mean)
+    assert r["spearman"] == pytest.approx(1.0, rel=1e-12)
+    k = np.array(ks, float)
+    dk, du = k - k.mean(), utility - utility.mean()
+    assert r["pearson"] == pytest.approx(dk @ du / np.sqrt((dk @ dk) * (du @ du)), rel=1e-10)

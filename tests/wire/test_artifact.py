@@ -2,14 +2,54 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
 import zipfile
 
 import numpy as np
 import pytest
 
 import mde
-from mde.artifact import read_artifact, write_zip
+from mde.crypto.context import new_context, secret_context_bytes
+from mde.wire.artifact import HiddenArtifact, SealedArtifact, read_artifact
+from mde.wire.envelope import Envelope, canonical_json
+from mde.wire.versions import FORMAT_VERSIONS
+
+FORMAT = "mde-artifact"
+
+
+def _zip(files, *, date_time=(1980, 1, 1, 0, 0, 0)) -> bytes:
+    """A zip laid out like the envelope writes it (unless ``date_time`` says otherwise)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files:
+            info = zipfile.ZipInfo(name, date_time=date_time)
+            info.create_system, info.external_attr = 3, 0o644 << 16
+            zf.writestr(info, data, compress_type=zipfile.ZIP_STORED)
+    return buf.getvalue()
+
+
+def _entries(data: bytes) -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return [(name, zf.read(name)) for name in zf.namelist()]
+
+
+def _parts(artifact) -> tuple[dict, dict[str, bytes]]:
+    """The manifest (as JSON) and the members of a genuine artifact."""
+    art = read_artifact(artifact)
+    return art.manifest.model_dump(mode="json"), dict(art.members)
+
+
+def _reenvelope(header: dict, members: dict[str, bytes]) -> bytes:
+    """A consistently re-hashed artifact (what anyone can make with the public format)."""
+    return Envelope(FORMAT, header, members).to_bytes()
+
+
+def _flip(data: bytes) -> bytes:
+    pos = len(data) // 2
+    return data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1 :]
 
 
 def test_onnx_psi_equals_numpy_psi(proxy, artifact, digits):
@@ -24,13 +64,24 @@ def test_manifest_describes_shapes_not_weights(proxy, artifact):
     m = mde.load_artifact(artifact).manifest
     assert (m.proxy_kind, m.n_features, m.psi_dim) == ("influence", 64, proxy.psi_dim_)
     assert m.classes == list(range(10))
-    assert set(m.members) == {"psi.onnx", "context.tenseal", "w_0.ckks", "known.npz"}
+    assert m.mode == "sealed-value" and m.pairwise_layout is None
+    art = read_artifact(artifact)
+    assert isinstance(art, SealedArtifact)
+    assert set(art.members) == {"psi.onnx", "context.tenseal", "w_0.ckks", "known.npz"}
+    # the file is the envelope: header first, then the members in name order
+    assert [name for name, _ in _entries(open(artifact, "rb").read())] == [
+        "envelope.json",
+        "context.tenseal",
+        "known.npz",
+        "psi.onnx",
+        "w_0.ckks",
+    ]
 
 
 def test_nothing_inside_the_artifact_can_decrypt(artifact, proxy):
     import tenseal as ts
 
-    _, _, members = read_artifact(artifact)
+    members = read_artifact(artifact).members
     ctx = ts.context_from(members["context.tenseal"])
     assert not ctx.is_private()
     enc_w = ts.ckks_vector_from(ctx, members["w_0.ckks"])
@@ -43,48 +94,91 @@ def test_nothing_inside_the_artifact_can_decrypt(artifact, proxy):
         assert np.float32(value / np.abs(proxy.w_).max()).tobytes() not in blob
 
 
-def _members(src) -> dict[str, bytes]:
-    with zipfile.ZipFile(src) as zin:
-        return {name: zin.read(name) for name in zin.namelist()}
-
-
-def _rewrite(src: str, dst, member: str, mutate) -> None:
-    write_zip(dst, {name: mutate(data) if name == member else data for name, data in _members(src).items()})
-
-
-def _flip(data: bytes) -> bytes:
-    pos = len(data) // 2
-    return data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1 :]
-
-
-@pytest.mark.parametrize("member", ["manifest.json", "manifest.sha256", "psi.onnx", "context.tenseal", "w_0.ckks",
-                                    "known.npz"])
+@pytest.mark.parametrize("member", ["psi.onnx", "context.tenseal", "w_0.ckks", "known.npz"])
 def test_one_flipped_byte_in_any_member_is_refused(artifact, tmp_path, member):
+    """Rebuilt with valid zip CRCs, so only the envelope's hashes can catch it."""
+    files = _entries(open(artifact, "rb").read())
     bad = tmp_path / "bad.mde"
-    _rewrite(artifact, bad, member, _flip)
-    with pytest.raises(mde.ArtifactError):
+    bad.write_bytes(_zip([(name, _flip(data) if name == member else data) for name, data in files]))
+    with pytest.raises(mde.ArtifactError, match="do not match their hashes"):
         mde.load_artifact(bad)
+
+
+def test_one_flipped_byte_in_the_envelope_header_is_refused(proxy, artifact, digits):
+    """Rebuilt with valid zip CRCs. A flip in a member hash or in the JSON structure is
+    refused on loading; a flip in a free-text field gives a different artifact digest, so
+    the model owner refuses any score made against it."""
+    files = _entries(open(artifact, "rb").read())
+    raw = files[0][1]
+
+    def flipped(needle: bytes, offset: int) -> bytes:
+        pos = raw.index(needle) + offset
+        return _zip(
+            [("envelope.json", raw[:pos] + bytes([raw[pos] ^ 0x01]) + raw[pos + 1 :]), *files[1:]]
+        )
+
+    w_hash = hashlib.sha256(read_artifact(artifact).members["w_0.ckks"]).hexdigest().encode()
+    with pytest.raises(mde.ArtifactError, match="do not match their hashes"):
+        mde.load_artifact(flipped(w_hash, 17))
+    with pytest.raises(mde.ArtifactError, match="not a readable"):
+        mde.load_artifact(flipped(b'{"format"', 0))  # '{' -> 'z'
+    with pytest.raises(mde.ArtifactError, match="no envelope header|malformed|expected an MDE"):
+        mde.load_artifact(flipped(b'"format"', 3))  # the key "format" -> "fnrmat"
+    # "influence" -> "infludnce": still a valid manifest, but another artifact
+    scorer = mde.load_artifact(flipped(b'"proxy_kind":"influence"', 19))
+    assert scorer.manifest.proxy_kind == "infludnce"
+    assert scorer.manifest_sha256 != read_artifact(artifact).digest
+    with pytest.raises(mde.SealedScoreError, match="modified"):
+        proxy.open(scorer.score(digits.Xc[:10], digits.yc[:10]))
 
 
 def test_flipped_byte_in_the_raw_file_is_refused(artifact, tmp_path):
     data = open(artifact, "rb").read()
-    # spread over the file, and every byte of the zip central directory (not hash-covered)
-    positions = [*range(0, len(data), len(data) // 40), *range(len(data) - 700, len(data))]
+    # the zip central directory and end record (not covered by any member hash)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        central = min(i.header_offset for i in zf.infolist()) + sum(
+            30 + len(i.filename) + len(i.extra) + i.compress_size for i in zf.infolist()
+        )
+    assert 0 < len(data) - central < 1000
+    # spread over the file, every byte of the envelope header and of the central directory
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        header = zf.read("envelope.json")
+    start = data.index(header)
+    positions = [
+        *range(0, len(data), len(data) // 40),
+        *range(start, start + len(header)),
+        *range(central, len(data)),
+    ]
     for pos in positions:
-        bad = tmp_path / f"raw{pos}.mde"
-        bad.write_bytes(data[:pos] + bytes([data[pos] ^ 0xFF]) + data[pos + 1 :])
+        bad = data[:pos] + bytes([data[pos] ^ 0xFF]) + data[pos + 1 :]
         with pytest.raises(mde.ArtifactError):
             mde.load_artifact(bad)
+    (tmp_path / "raw.mde").write_bytes(
+        data[:start] + bytes([data[start] ^ 0xFF]) + data[start + 1 :]
+    )
+    with pytest.raises(mde.ArtifactError):
+        mde.load_artifact(tmp_path / "raw.mde")
 
 
 def test_same_members_in_a_non_canonical_zip_are_refused(artifact, tmp_path):
     """Zip metadata is not covered by the member hashes, so it must be exactly as written."""
-    loose = tmp_path / "loose.mde"
-    with zipfile.ZipFile(loose, "w") as zout:  # default timestamps
-        for name, data in _members(artifact).items():
+    files = _entries(open(artifact, "rb").read())
+    assert _zip(files) == open(artifact, "rb").read()  # the helper reproduces the writer
+    variants = {
+        "timestamps": _zip(files, date_time=(2024, 5, 1, 12, 0, 0)),
+        "order": _zip([files[0], *reversed(files[1:])]),
+    }
+    deflated = io.BytesIO()
+    with zipfile.ZipFile(
+        deflated, "w", compression=zipfile.ZIP_DEFLATED
+    ) as zout:  # default metadata
+        for name, data in files:
             zout.writestr(name, data)
-    with pytest.raises(mde.ArtifactError, match="modified"):
-        mde.load_artifact(loose)
+    variants["deflated"] = deflated.getvalue()
+    for what, blob in variants.items():
+        (tmp_path / f"{what}.mde").write_bytes(blob)
+        with pytest.raises(mde.ArtifactError, match="modified"):
+            mde.load_artifact(tmp_path / f"{what}.mde")
     padded = tmp_path / "padded.mde"
     padded.write_bytes(open(artifact, "rb").read() + b"\0")
     with pytest.raises(mde.ArtifactError):
@@ -92,77 +186,130 @@ def test_same_members_in_a_non_canonical_zip_are_refused(artifact, tmp_path):
 
 
 def test_missing_extra_member_wrong_version_and_garbage_are_refused(artifact, tmp_path):
-    extra = tmp_path / "extra.mde"
-    write_zip(extra, {**_members(artifact), "payload.py": b"print('hi')"})
+    header, members = _parts(artifact)
+    files = _entries(open(artifact, "rb").read())
+    # an extra member outside the envelope's hashes
     with pytest.raises(mde.ArtifactError, match="do not match"):
-        mde.load_artifact(extra)
-
-    import hashlib
-
-    old = tmp_path / "old.mde"
-    files = _members(artifact)
-    from mde.artifact import ARTIFACT_FORMAT_VERSION
-
-    current = f'"format_version": {ARTIFACT_FORMAT_VERSION}'.encode()
-    assert current in files["manifest.json"]
-    manifest = files["manifest.json"].replace(current, b'"format_version": 99')
-    write_zip(old, {**files, "manifest.json": manifest, "manifest.sha256": hashlib.sha256(manifest).hexdigest().encode()})
-    with pytest.raises(mde.ArtifactError, match="not supported"):
-        mde.load_artifact(old)
-
+        mde.load_artifact(_zip([*files, ("payload.py", b"print('hi')")]))
+    # an extra or missing member, consistently re-hashed: refused by the artifact's own check
+    with pytest.raises(mde.ArtifactError, match="do not match its manifest"):
+        mde.load_artifact(_reenvelope(header, {**members, "payload.py": b"print('hi')"}))
+    for name in ("w_0.ckks", "psi.onnx", "context.tenseal"):
+        with pytest.raises(mde.ArtifactError, match="do not match its manifest"):
+            mde.load_artifact(_reenvelope(header, {k: v for k, v in members.items() if k != name}))
+    # another format version, consistently hashed
+    doc = json.loads(files[0][1])
+    assert doc["format"] == FORMAT and doc["version"] == FORMAT_VERSIONS[FORMAT]
+    for version in (FORMAT_VERSIONS[FORMAT] - 1, 99):
+        old = _zip([("envelope.json", canonical_json({**doc, "version": version})), *files[1:]])
+        with pytest.raises(mde.ArtifactError, match="not supported"):
+            mde.load_artifact(old)
+    # another format: a sealed score, a hidden-mode request, a proxy file are no artifacts
+    with pytest.raises(mde.ArtifactError, match="expected an MDE"):
+        mde.load_artifact(Envelope("mde-sealed-score", header, members).to_bytes())
     with pytest.raises(mde.ArtifactError):
         mde.load_artifact(b"not a zip at all")
     with pytest.raises(mde.ArtifactError, match="does not exist"):
         mde.load_artifact(tmp_path / "nope.mde")
 
 
-def test_artifact_with_a_secret_key_is_refused(proxy, artifact, tmp_path):
-    import hashlib
-    import json
-
-    secret = proxy._context.serialize(save_secret_key=True)
+def test_artifact_with_a_secret_key_is_refused(artifact, tmp_path):
+    header, members = _parts(artifact)
+    params = mde.CKKSParams.model_validate(header["ckks"])
+    secret = secret_context_bytes(new_context(params))
     bad = tmp_path / "secret.mde"
-    files = _members(artifact)
-    manifest = json.loads(files["manifest.json"])
-    manifest["members"]["context.tenseal"] = hashlib.sha256(secret).hexdigest()
-    mbytes = json.dumps(manifest).encode()
-    write_zip(bad, {**files, "manifest.json": mbytes, "manifest.sha256": hashlib.sha256(mbytes).hexdigest().encode(),
-                    "context.tenseal": secret})
+    bad.write_bytes(_reenvelope(header, {**members, "context.tenseal": secret}))
     with pytest.raises(mde.ArtifactError, match="secret key"):
         mde.load_artifact(bad)
 
 
 def test_load_artifact_from_bytes(artifact):
-    assert mde.load_artifact(open(artifact, "rb").read()).artifact_id == mde.load_artifact(artifact).artifact_id
+    from_bytes = mde.load_artifact(open(artifact, "rb").read())
+    from_path = mde.load_artifact(artifact)
+    assert from_bytes.artifact_id == from_path.artifact_id
+    assert from_bytes.manifest_sha256 == from_path.manifest_sha256 == read_artifact(artifact).digest
 
 
-def test_artifact_is_small(artifact):
-    import os
-
-    assert os.path.getsize(artifact) < 2_000_000
-    assert isinstance(io.BytesIO, type)
-
-
-def _rewrite_manifest(src, dst, edit):
-    import hashlib
-    import json
-
-    files = _members(src)
-    manifest = json.loads(files["manifest.json"])
-    edit(manifest)
-    mbytes = json.dumps(manifest).encode()
-    write_zip(dst, {**files, "manifest.json": mbytes, "manifest.sha256": hashlib.sha256(mbytes).hexdigest().encode()})
+def test_artifact_is_small_and_recorded_by_the_owner(proxy, artifact):
+    size = os.path.getsize(artifact)
+    assert size < 2_000_000
+    art = read_artifact(artifact)
+    # the owner's session holds the artifact's exact size and content hash
+    record = proxy.session.artifacts[art.manifest.artifact_id]
+    assert record.artifact_bytes == size
+    assert record.manifest_sha256 == art.digest
+    # re-encoding the parsed artifact gives the file byte for byte
+    assert art.to_bytes() == open(artifact, "rb").read()
 
 
-@pytest.mark.parametrize("edit", [
-    lambda m: m["ckks"].update(mask_bound=0.0),
-    lambda m: m["ckks"].update(mask_bound=float("nan")),
-    lambda m: m["layout"].update(tiles=100),
-    lambda m: m.update(psi_dim=m["psi_dim"] + 1),
-])
+def test_an_artifact_from_another_mde_version_loads(proxy, artifact, digits):
+    header, members = _parts(artifact)
+    other = Envelope(FORMAT, header, members, mde_version="0.1.0").to_bytes()
+    scorer = mde.load_artifact(other)
+    assert scorer.artifact_id == header["artifact_id"]
+    np.testing.assert_allclose(
+        scorer.psi(digits.Xc[:20], digits.yc[:20]),
+        proxy.psi(digits.Xc[:20], digits.yc[:20]),
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m["ckks"].update(mask_bound=0.0),
+        lambda m: m["ckks"].update(mask_bound=float("nan")),
+        lambda m: m["ckks"].update(poly_modulus_degree=2048),
+        lambda m: m["layout"].update(tiles=100),
+        lambda m: m.update(psi_dim=m["psi_dim"] + 1),
+        lambda m: m.update(classes=[0]),
+        lambda m: m.update(unexpected="field"),
+    ],
+)
 def test_consistently_rehashed_but_unsafe_manifest_is_refused(artifact, tmp_path, edit):
     """A model owner (or anyone) cannot weaken the data owner's masking through the manifest."""
+    header, members = _parts(artifact)
+    edit(header)
+    files = _entries(open(artifact, "rb").read())
+    doc = json.loads(files[0][1])
+    doc["header"] = header
+    # canonical JSON has no NaN: spell the header as the JSON module would, hashes intact
+    raw = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     bad = tmp_path / "weak.mde"
-    _rewrite_manifest(artifact, bad, edit)
+    bad.write_bytes(_zip([("envelope.json", raw), *files[1:]]))
     with pytest.raises(mde.ArtifactError):
         mde.load_artifact(bad)
+
+
+def test_hidden_artifact_format_is_checked(digits, model, tmp_path):
+    poly = mde.build_proxy(
+        model,
+        digits.Xtr,
+        digits.ytr,
+        digits.Xte,
+        digits.yte,
+        kind="influence-poly",
+        n_components=8,
+        random_state=0,
+    )
+    path = tmp_path / "h.mde"
+    poly.export(path, mode="hidden")
+    art = read_artifact(path)
+    assert isinstance(art, HiddenArtifact)
+    # the hidden artifact is the envelope header only: no members, no weights
+    assert [name for name, _ in _entries(path.read_bytes())] == ["envelope.json"]
+    assert art.to_bytes() == path.read_bytes()
+    header = art.manifest.model_dump(mode="json")
+    edits = {
+        "flooding": {**header, "flood_sigma": 0.0},  # a model owner asking for exact decryptions
+        "depth": {**header, "depth": header["depth"] + 1},
+        "input shapes": {**header, "inputs": {"X": 64, "Y": 9}},
+    }
+    for match, edited in edits.items():
+        with pytest.raises(mde.ArtifactError, match=match):
+            mde.load_artifact(Envelope("mde-hidden-artifact", edited).to_bytes())
+    with pytest.raises(mde.ArtifactError, match="manifest only"):
+        mde.load_artifact(Envelope("mde-hidden-artifact", header, {"w_0.ckks": b"x"}).to_bytes())
+    # a hidden manifest in a sealed-value envelope (or the reverse) is refused
+    with pytest.raises(mde.ArtifactError, match="invalid"):
+        mde.load_artifact(Envelope(FORMAT, header).to_bytes())

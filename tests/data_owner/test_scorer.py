@@ -1,0 +1,72 @@
+"""Data owner, sealed-value mode: the Scorer commits to exactly what it scored, checks its
+inputs, and its message opens to the plaintext efficacy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mde
+from mde.wire.artifact import read_artifact
+from mde.wire.commitment import commit
+
+
+@pytest.fixture(scope="module")
+def scorer(artifact) -> mde.Scorer:
+    return mde.load_artifact(artifact)
+
+
+def test_load_artifact_gives_a_scorer(scorer, artifact):
+    assert isinstance(scorer, mde.Scorer) and isinstance(scorer, mde.DataOwnerSession)
+    assert scorer.mode == "sealed-value"
+    assert scorer.manifest_sha256 == read_artifact(artifact).digest
+    assert scorer.classes == list(range(10)) and scorer.has_membership_sketch
+
+
+def test_commitment_is_independent_of_batching(scorer, digits):
+    a = scorer.score(digits.Xc, digits.yc, batch_size=7).commitment
+    b = scorer.score(digits.Xc, digits.yc, batch_size=1000).commitment
+    c = scorer.score(digits.Xc[1:], digits.yc[1:]).commitment
+    d = scorer.score(digits.Xc, (digits.yc + 1) % 10).commitment
+    assert a == b != c and a != d
+    # it binds the float32 records and class indices that were scored
+    assert a == commit(digits.Xc.astype(np.float32), digits.yc)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True, "8"])
+def test_bad_batch_size(scorer, digits, batch_size):
+    with pytest.raises(mde.InputError, match="batch_size"):
+        scorer.score(digits.Xc, digits.yc, batch_size=batch_size)
+
+
+def test_bad_records_are_refused_before_anything_is_sealed(scorer, digits):
+    with pytest.raises(mde.InputError):
+        scorer.score(digits.Xc[:, :63], digits.yc)
+    bad = digits.Xc[:10].copy()
+    bad[3, 5] = np.nan
+    with pytest.raises(mde.InputError, match="NaN"):
+        scorer.score(bad, digits.yc[:10])
+    with pytest.raises(mde.LabelError):
+        scorer.score(digits.Xc[:10], np.full(10, 11))
+
+
+def test_known_records_are_excluded_and_score_zero(proxy, scorer, digits):
+    """Training records are recognised by the membership sketch: they are worth nothing."""
+    np.testing.assert_array_equal(
+        scorer.known(digits.Xtr[:50], digits.ytr[:50]),
+        proxy.known(digits.Xtr[:50], digits.ytr[:50]),
+    )
+    assert scorer.known(digits.Xtr[:50], digits.ytr[:50]).all()
+    np.testing.assert_array_equal(
+        scorer.excluded(digits.Xc, digits.yc), proxy.excluded(digits.Xc, digits.yc)
+    )
+    assert not scorer.known(digits.Xc, digits.yc).all()
+
+
+def test_sealed_scores_are_randomised(scorer, digits):
+    """Two seals of the same records share header and commitment but no ciphertext byte
+    string (fresh masks and re-randomisation)."""
+    a = scorer.score(digits.Xc[:20], digits.yc[:20])
+    b = scorer.score(digits.Xc[:20], digits.yc[:20])
+    assert a.header == b.header
+    assert a.ciphertexts != b.ciphertexts
