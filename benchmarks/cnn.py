@@ -17,9 +17,14 @@ def _network(n_classes: int, side: int) -> Any:
 
     return nn.Sequential(
         nn.Unflatten(1, (1, side, side)),
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(16 * (side // 4) ** 2, n_classes),
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * (side // 4) ** 2, n_classes),
     )
 
 
@@ -41,8 +46,15 @@ class TinyCNN(ClassifierMixin, BaseEstimator):
         Seeds the initial weights and the batch order.
     """
 
-    def __init__(self, epochs: int = 10, batch_size: int = 32, lr: float = 3e-3, weight_decay: float = 1e-4,
-                 scale: float = 255.0, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        epochs: int = 10,
+        batch_size: int = 32,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        scale: float = 255.0,
+        random_state: int = 0,
+    ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -64,7 +76,9 @@ class TinyCNN(ClassifierMixin, BaseEstimator):
         X = np.asarray(X, dtype=np.float32)
         side = int(round(np.sqrt(X.shape[1])))
         if X.ndim != 2 or side * side != X.shape[1]:
-            raise ValueError(f"TinyCNN needs square images flattened to (n, side*side); got {X.shape}.")
+            raise ValueError(
+                f"TinyCNN needs square images flattened to (n, side*side); got {X.shape}."
+            )
         self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
         self.n_features_in_ = X.shape[1]
         threads = torch.get_num_threads()

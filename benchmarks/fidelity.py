@@ -28,6 +28,7 @@ import time
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from benchmarks.candidates import gradient_norm
 from benchmarks.common import (
     RESULTS,
     black_boxes,
@@ -35,18 +36,19 @@ from benchmarks.common import (
     cached_utility,
     mnist_label_noise,
 )
-from mde.evaluation import rank_correlation, retrain_utility
+from mde.valuation import rank_correlation, retrain_utility
 
 
 def _evaluate(kind, model, sc, gt, factory, seeds, options):
     import mde
 
     t0 = time.perf_counter()
-    proxy = mde.build_proxy(model, sc.X_train, sc.y_train, sc.X_test, sc.y_test, kind=kind, random_state=0,
-                            **options)
+    proxy = mde.build_proxy(
+        model, sc.X_train, sc.y_train, sc.X_test, sc.y_test, kind=kind, random_state=0, **options
+    )
     build_s = time.perf_counter() - t0
     eff = np.array([proxy.efficacy(X, y) for X, y in sc.candidates])
-    gnorm = np.array([proxy.gradient_norm(X, y) for X, y in sc.candidates])
+    gnorm = np.array([gradient_norm(proxy, X, y) for X, y in sc.candidates])
     sealed, score_t = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (X, y) in enumerate(sc.candidates):
@@ -62,18 +64,23 @@ def _evaluate(kind, model, sc, gt, factory, seeds, options):
     cp = rng.choice(len(sc.y_train), size, replace=True)
     fresh = rng.choice(len(sc.y_pool), size, replace=False)
     copies, fresh_set = (sc.X_train[cp], sc.y_train[cp]), (sc.X_pool[fresh], sc.y_pool[fresh])
-    return proxy, eff, {
-        "rho": rank_correlation(eff, gt)["spearman"],
-        "rho sealed": rank_correlation(sealed, gt)["spearman"],
-        "rho grad-norm": rank_correlation(gnorm, gt)["spearman"],
-        "rho vs noise": rank_correlation(eff, -np.arange(len(eff)))["spearman"],
-        "fidelity": proxy.fidelity_,
-        "baseline fid.": proxy.summary().get("baseline_fidelity", float("nan")),
-        "artifact kB": proxy.summary()["artifact_bytes"] / 1e3,
-        "build s": build_s,
-        "score ms": 1e3 * float(np.median(score_t)),
-        "copies/fresh": proxy.efficacy(*copies) / proxy.efficacy(*fresh_set),
-    }, (copies, fresh_set)
+    return (
+        proxy,
+        eff,
+        {
+            "rho": rank_correlation(eff, gt)["spearman"],
+            "rho sealed": rank_correlation(sealed, gt)["spearman"],
+            "rho grad-norm": rank_correlation(gnorm, gt)["spearman"],
+            "rho vs noise": rank_correlation(eff, -np.arange(len(eff)))["spearman"],
+            "fidelity": proxy.fidelity_,
+            "baseline fid.": proxy.summary().get("baseline_fidelity", float("nan")),
+            "artifact kB": proxy.summary()["artifact_bytes"] / 1e3,
+            "build s": build_s,
+            "score ms": 1e3 * float(np.median(score_t)),
+            "copies/fresh": proxy.efficacy(*copies) / proxy.efficacy(*fresh_set),
+        },
+        (copies, fresh_set),
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
@@ -83,8 +90,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     ap.add_argument("--no-plot", action="store_true")
     args = ap.parse_args(argv)
 
-    factories = {**black_boxes(), "hgb": lambda s: HistGradientBoostingClassifier(max_iter=100, random_state=s)}
-    jobs = [(mnist_label_noise(0), "mlp"), (mnist_label_noise(0), "rf"), (breast_cancer_label_noise(0), "hgb")]
+    factories = {
+        **black_boxes(),
+        "hgb": lambda s: HistGradientBoostingClassifier(max_iter=100, random_state=s),
+    }
+    jobs = [
+        (mnist_label_noise(0), "mlp"),
+        (mnist_label_noise(0), "rf"),
+        (breast_cancer_label_noise(0), "hgb"),
+    ]
     rows: list[dict[str, object]] = []
     curves: dict[str, dict[str, np.ndarray]] = {}
     for sc, bb_name in jobs:
@@ -98,17 +112,34 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         for kind in args.kinds.split(","):
             _, eff, row, pair = _evaluate(kind, model, sc, gt, factories[bb_name], args.seeds, {})
             if red is None:
-                red_gt, _ = retrain_utility(factories[bb_name], sc.X_train, sc.y_train, sc.X_test, sc.y_test,
-                                            list(pair), seeds=args.seeds, n_jobs=2)
+                red_gt, _ = retrain_utility(
+                    factories[bb_name],
+                    sc.X_train,
+                    sc.y_train,
+                    sc.X_test,
+                    sc.y_test,
+                    list(pair),
+                    seeds=args.seeds,
+                    n_jobs=2,
+                )
                 red = red_gt[0] / red_gt[1]
-            rows.append({"scenario": sc.name, "black box": bb_name, "proxy": kind, **row,
-                         "copies/fresh retrain": red, "retrain s": gt_s})
+            rows.append(
+                {
+                    "scenario": sc.name,
+                    "black box": bb_name,
+                    "proxy": kind,
+                    **row,
+                    "copies/fresh retrain": red,
+                    "retrain s": gt_s,
+                }
+            )
             curves[key][kind] = eff
 
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for r in rows:
-        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
+        cells = (f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values())
+        print("| " + " | ".join(cells) + " |")
 
     if not args.no_plot:
         import matplotlib
@@ -120,8 +151,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         for ax, (name, c) in zip(axes[0], curves.items()):
             x = np.arange(1, len(c["retrain"]) + 1)
             scale = np.abs(c["retrain"]).max()
-            ax.errorbar(x, c["retrain"] / scale, yerr=c["retrain_sd"] / scale, fmt="o-", color="k",
-                        label="retrain (log-loss reduction)")
+            ax.errorbar(
+                x,
+                c["retrain"] / scale,
+                yerr=c["retrain_sd"] / scale,
+                fmt="o-",
+                color="k",
+                label="retrain (log-loss reduction)",
+            )
             for kind in args.kinds.split(","):
                 ax.plot(x, c[kind] / np.abs(c[kind]).max(), "s-", label=f"{kind} proxy")
             ax.set_xlabel("candidate set (more label noise to the right)")

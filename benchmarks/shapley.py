@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from benchmarks.common import RESULTS
-from pricing.shapley import (
+from mde.valuation import (
     compressive_shapley,
     exact_shapley,
     group_testing_shapley,
@@ -76,11 +76,14 @@ def main(argv: list[str] | None = None) -> None:
         errs = {"permutation": [], "compressive": []}
         for seed in range(3):
             p = permutation_shapley(utility, n, n_permutations=T, random_state=seed).as_array()
-            c = compressive_shapley(utility, n, n_measurements=n // 2, n_permutations=T, epsilon=1e-3,
-                                    random_state=seed).as_array()
+            c = compressive_shapley(
+                utility, n, n_measurements=n // 2, n_permutations=T, epsilon=1e-3, random_state=seed
+            ).as_array()
             errs["permutation"].append(np.linalg.norm(p - exact) / np.linalg.norm(exact))
             errs["compressive"].append(np.linalg.norm(c - exact) / np.linalg.norm(exact))
-        rows.append((T, float(np.median(errs["permutation"])), float(np.median(errs["compressive"]))))
+        rows.append(
+            (T, float(np.median(errs["permutation"])), float(np.median(errs["compressive"])))
+        )
     print(f"Relative l2 error against exact KNN-Shapley, N = {n} (median of 3 seeds)\n")
     print("| permutations | permutation sampling | compressive sampling (M = N/2) |\n|---|---|---|")
     for T, ep, ec in rows:
@@ -100,13 +103,21 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [10, 20, 40] if args.quick else [10, 20, 50, 100, 200]
     methods = {
         "exact": lambda U, n: exact_shapley(U, n) if n <= 14 else None,
-        "permutation (100)": lambda U, n: permutation_shapley(U, n, n_permutations=100, random_state=0),
-        "group testing (2000 tests)": lambda U, n: group_testing_shapley(U, n, n_tests=2000, random_state=0),
-        "compressive (100)": lambda U, n: compressive_shapley(U, n, n_permutations=100, random_state=0),
+        "permutation (100)": lambda U, n: permutation_shapley(
+            U, n, n_permutations=100, random_state=0
+        ),
+        "group testing (2000 tests)": lambda U, n: group_testing_shapley(
+            U, n, n_tests=2000, random_state=0
+        ),
+        "compressive (100)": lambda U, n: compressive_shapley(
+            U, n, n_permutations=100, random_state=0
+        ),
         "uniform": uniform_shapley,
         "largest subset": largest_subset_shapley,
     }
-    table: dict[str, list[tuple[int, float, int, float]]] = {m: [] for m in [*methods, "KNN exact recursion"]}
+    table: dict[str, list[tuple[int, float, int, float]]] = {
+        m: [] for m in [*methods, "KNN exact recursion"]
+    }
     for n in sizes:
         utility, exact = knn_game(n)
         for name, fn in methods.items():

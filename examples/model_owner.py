@@ -29,7 +29,15 @@ def build(workdir: str) -> None:
     proxy = mde.build_proxy(model, X[train], y[train], X[test], y[test], random_state=0)
     artifact_id = proxy.export(os.path.join(workdir, "artifact.mde"))
     proxy.save(os.path.join(workdir, "proxy.mdeproxy"))
-    print(json.dumps({"artifact_id": artifact_id, "fidelity": round(proxy.fidelity_, 3), "psi_dim": proxy.psi_dim_}))
+    print(
+        json.dumps(
+            {
+                "artifact_id": artifact_id,
+                "fidelity": round(proxy.fidelity_, 3),
+                "psi_dim": proxy.psi_dim_,
+            }
+        )
+    )
 
 
 def open_score(workdir: str) -> None:
