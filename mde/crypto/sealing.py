@@ -60,6 +60,17 @@ def pairwise_products(s: np.ndarray) -> np.ndarray:
     return s[i] * s[j]
 
 
+# chunk c of a value vector carries sentinel + c * step: a ciphertext moved to another
+# chunk's position decrypts to the wrong sentinel (the check's tolerance is step / 5)
+SENTINEL_STEP = 5e-3
+MAX_CHUNKS = 150  # keeps the w sentinels (from [1, 2)) below the pairwise ones (from [3, 4))
+
+
+def chunk_sentinel(sentinel: float, chunk: int) -> float:
+    """The sentinel value that chunk ``chunk`` of a value vector carries."""
+    return sentinel + chunk * SENTINEL_STEP
+
+
 def _chunk_slices(layout: Layout) -> list[slice]:
     return [
         slice(c * layout.usable, min((c + 1) * layout.usable, layout.dim))
@@ -72,13 +83,18 @@ def encrypt_values(
 ) -> list[bytes]:
     """Encrypt ``w_scaled`` tiled per ``layout``; one serialized ciphertext per chunk."""
     ts = require("tenseal")
+    if layout.chunks > MAX_CHUNKS:
+        raise InputError(
+            f"{layout.chunks} ciphertexts per value vector is more than {MAX_CHUNKS}; "
+            "use a larger ring (poly_modulus_degree) or a smaller proxy."
+        )
     out = []
-    for sl in _chunk_slices(layout):
+    for c, sl in enumerate(_chunk_slices(layout)):
         vec = np.zeros(layout.slots)
         part = w_scaled[sl]
         for t in range(layout.tiles):
             vec[t * len(part) : (t + 1) * len(part)] = part
-        vec[layout.sentinel_slot] = sentinel
+        vec[layout.sentinel_slot] = chunk_sentinel(sentinel, c)
         vec[layout.meta_slot] = meta_key
         out.append(ts.ckks_vector(ctx, vec.tolist()).serialize())
     return out
@@ -178,10 +194,14 @@ def unseal_blocks(
                 f"ciphertext {i} cannot be read with this proxy's key ({exc}); "
                 "it was made for another artifact or context."
             ) from exc
-        if vec.shape[0] < layout.slots or not abs(vec[layout.sentinel_slot] - sentinel) < 1e-3:
+        if (
+            vec.shape[0] < layout.slots
+            or not abs(vec[layout.sentinel_slot] - chunk_sentinel(sentinel, c)) < SENTINEL_STEP / 5
+        ):
             raise SealedScoreError(
                 "sealed score does not decrypt under this proxy's key (sentinel check failed): "
-                "it was made against another artifact's public context, or it is corrupt."
+                "it was made against another artifact's public context, its ciphertexts were "
+                "reordered, or it is corrupt."
             )
         code = vec[layout.meta_slot] / meta_key
         first = group * layout.tiles

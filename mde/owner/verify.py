@@ -51,6 +51,16 @@ def verify_delivery(
         If the records differ from the committed ones, or a value differs from the report.
     """
     Xa, yi = proxy.validate(X, y)
+    if Xa.shape[0] != report.n_records:
+        raise DeliveryError(
+            f"{Xa.shape[0]} records delivered but the report is for {report.n_records}; "
+            "the record count was altered or the delivery is incomplete. Do not pay."
+        )
+    if (report.proxy_kind, report.units) != (proxy.kind, proxy.units):
+        raise DeliveryError(
+            f"the report is for a {report.proxy_kind!r} proxy in other units; this proxy is "
+            f"{proxy.kind!r}. Verify with the proxy that opened it."
+        )
     if commit(Xa, yi) != report.commitment:
         raise DeliveryError(
             "delivered records do not match the commitment made when they were scored "

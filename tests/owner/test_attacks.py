@@ -1,0 +1,99 @@
+"""Attacks by a cheating data owner on the sealed score, stopped at open or at delivery."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mde
+from mde.wire.sealed_score import SealedScore
+
+
+def _rebuild(sealed: SealedScore, ciphertexts: list[bytes], **header: object) -> SealedScore:
+    fields = sealed.header.model_dump() | header
+    fields.pop("n_ciphertexts")
+    return SealedScore.build(ciphertexts=ciphertexts, **fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def order2(digits, model):  # type: ignore[no-untyped-def]
+    return mde.build_proxy(
+        model,
+        digits.Xtr,
+        digits.ytr,
+        digits.Xte,
+        digits.yte,
+        order=2,
+        n_components=16,
+        random_state=0,
+    )
+
+
+def test_swapped_pairwise_chunks_are_refused_at_open(order2, digits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "a.mde"
+    aid = order2.export(path)
+    rec = order2.session.artifacts[aid]
+    n_pair = rec.pairwise.layout.chunks
+    assert n_pair >= 2  # m = 170 -> 14,535 pairwise values: 4 ciphertexts of 4,094 slots
+    sealed = mde.load_artifact(path).score(digits.Xc, digits.yc)
+    cts = list(sealed.ciphertexts)
+    first = len(cts) - n_pair
+    cts[first], cts[first + 1] = cts[first + 1], cts[first]
+    with pytest.raises(mde.SealedScoreError, match="reordered"):
+        order2.open(_rebuild(sealed, cts))
+    # the honest score still opens: the refusal came from the order alone
+    report = order2.open(sealed)
+    assert report.pairwise == pytest.approx(
+        order2.efficacy_terms(digits.Xc, digits.yc)[1], rel=1e-3, abs=1e-6
+    )
+
+
+def test_an_altered_record_count_is_refused_at_delivery(fresh_proxy, digits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "a.mde"
+    fresh_proxy.export(path)
+    X, y = digits.Xc[:300], digits.yc[:300]
+    sealed = mde.load_artifact(path).score(X, y)
+    # 300 -> 512 stays in the same power-of-two band, so the ciphertexts' meta codes agree
+    forged = _rebuild(sealed, list(sealed.ciphertexts), n_records=512)
+    report = fresh_proxy.open(forged)
+    assert report.n_records == 512
+    with pytest.raises(mde.DeliveryError, match="300 records delivered but the report is for 512"):
+        fresh_proxy.verify_delivery(X, y, report)
+
+
+def test_a_report_of_another_kind_is_refused_at_delivery(fresh_proxy, digits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "a.mde"
+    fresh_proxy.export(path)
+    X, y = digits.Xc[:50], digits.yc[:50]
+    report = fresh_proxy.open(mde.load_artifact(path).score(X, y))
+    fresh_proxy.verify_delivery(X, y, report)
+    forged = report.model_copy(update={"proxy_kind": "tree"})
+    with pytest.raises(mde.DeliveryError, match="'tree' proxy"):
+        fresh_proxy.verify_delivery(X, y, forged)
+    assert np.isfinite(report.efficacy)
+
+
+def test_copies_inside_an_offer_count_once(fresh_proxy, digits, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    X, y = digits.Xc[:40], digits.yc[:40]
+    X10, y10 = np.vstack([X] * 10), np.concatenate([y] * 10)
+    X10[40:][X10[40:] == 0] = -0.0  # -0.0 for 0.0 must not make a copy look new
+    honest = fresh_proxy.efficacy(X, y)
+    assert fresh_proxy.efficacy(X10, y10) == pytest.approx(honest, rel=1e-12)
+    path = tmp_path / "a.mde"
+    fresh_proxy.export(path)
+    report = fresh_proxy.open(mde.load_artifact(path).score(X10, y10, per_record=True))
+    assert report.efficacy == pytest.approx(honest, rel=1e-3, abs=1e-4)
+    assert report.record_scores is not None and all(
+        s == pytest.approx(0.0, abs=1e-4) for s in report.record_scores[40:]
+    )
+    fresh_proxy.verify_delivery(X10, y10, report)
+    # a data owner that skips the deduplication inflates its score 10x and fails at delivery
+    monkeypatch.setattr(
+        "mde.data_owner.sealed.repeated_records", lambda X, y: np.zeros(len(y), dtype=bool)
+    )
+    path2 = tmp_path / "b.mde"
+    fresh_proxy.export(path2)
+    inflated = fresh_proxy.open(mde.load_artifact(path2).score(X10, y10))
+    assert inflated.efficacy == pytest.approx(10 * honest, rel=1e-3)
+    with pytest.raises(mde.DeliveryError, match="efficacy"):
+        fresh_proxy.verify_delivery(X10, y10, inflated)
