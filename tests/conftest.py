@@ -22,6 +22,16 @@ class Split:
     yc: np.ndarray
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mde_home(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Ledgers go to a temporary MDE_HOME, never to the user's data folder."""
+    import os
+
+    home = str(tmp_path_factory.mktemp("mde-home"))
+    os.environ["MDE_HOME"] = home
+    return home
+
+
 @pytest.fixture(scope="session")
 def digits() -> Split:
     X, y = load_digits(return_X_y=True)

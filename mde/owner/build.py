@@ -25,6 +25,7 @@ def build_proxy(
     random_state: int | None = None,
     calibrate_with: Any = None,
     calibration_grid: dict[str, Any] | None = None,
+    ledger: Any = None,
     **options: Any,
 ) -> ModelOwner:
     """Build a compact proxy of a black-box classifier.
@@ -45,6 +46,9 @@ def build_proxy(
         hyperparameters are chosen by simulated purchases (:mod:`mde.proxies.calibration`)
         over ``calibration_grid``; the choice and every configuration's rank correlation
         are kept in ``calibration_``.
+    ledger : Ledger or path, optional
+        The model owner's evaluation ledger (:mod:`mde.owner.ledger`; default under the
+        user's data folder, or ``$MDE_HOME``).
     **options
         Keyword arguments of the proxy class (e.g. ``n_components=32, l2=1e-2``); fixed
         during calibration.
@@ -78,4 +82,4 @@ def build_proxy(
     proxy = make_proxy(kind, random_state=random_state, **options)
     proxy.fit(blackbox, X_train, y_train, X_test, y_test)
     proxy.calibration_ = calibration
-    return ModelOwner(proxy)
+    return ModelOwner(proxy, ledger=ledger)

@@ -15,6 +15,7 @@ import numpy as np
 from mde.crypto.context import context_matches, load_context
 from mde.crypto.encrypted_graph import GraphPlan, check_graph, run_encrypted, run_float64
 from mde.errors import MDEError, ProtocolError, require
+from mde.owner.ledger import Ledger
 from mde.owner.session import PendingMask, Session
 from mde.proxies.base import CKKSEvaluable, Proxy
 from mde.wire.messages import EncryptedRecords, MaskedResult, split_blobs
@@ -33,6 +34,7 @@ def _plan(proxy: Proxy, scale: float, max_depth: int) -> GraphPlan:
 def evaluate_hidden(
     proxy: Proxy,
     session: Session,
+    ledger: Ledger,
     request: EncryptedRecords,
     *,
     allow_repeat: bool = False,
@@ -54,7 +56,7 @@ def evaluate_hidden(
         raise ProtocolError(
             "request was made against a modified copy of the artifact; refusing it."
         )
-    session.check_replay(request.artifact_id, allow_repeat)
+    ledger.check(request.artifact_id, allow_repeat)
     params = rec.ckks
     expected = {"context.tenseal"} | {
         f"b{b}_{n}" for b in range(request.n_batches) for n in ("X", "Y")
@@ -114,6 +116,7 @@ def evaluate_hidden(
         n_records=request.n_records,
         commitment=request.commitment,
     )
+    ledger.record_evaluation(request.artifact_id, "evaluate-hidden", allow_repeat)
     session.count(request.artifact_id)
     return MaskedResult(
         artifact_id=request.artifact_id,

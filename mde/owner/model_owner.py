@@ -18,6 +18,7 @@ from mde.crypto.params import CKKSParams, check_params
 from mde.errors import InputError, SealedScoreError
 from mde.owner import export as export_step
 from mde.owner.hidden import evaluate_hidden
+from mde.owner.ledger import Ledger
 from mde.owner.open import open_partial, open_sealed
 from mde.owner.session import Session
 from mde.owner.storage import load_proxy_file, save_proxy_file
@@ -40,6 +41,9 @@ class ModelOwner:
         A fitted proxy (:func:`mde.build_proxy` makes both).
     session : Session, optional
         Exported artifacts and evaluation counts (empty for a new proxy).
+    ledger : Ledger or path, optional
+        Where evaluations are recorded (the one-evaluation rule holds across processes and
+        restarts); default :func:`mde.owner.ledger.default_ledger_path`.
     """
 
     def __init__(
@@ -47,15 +51,17 @@ class ModelOwner:
         proxy: Proxy,
         session: Session | None = None,
         key: tuple[Any, CKKSParams] | None = None,
+        ledger: Ledger | str | os.PathLike[str] | None = None,
     ) -> None:
         proxy._check_fitted()
         self.proxy = proxy
         self.session = session if session is not None else Session()
         self._key = key
+        self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
 
     def __getattr__(self, name: str) -> Any:
         # estimator attributes and methods (fidelity_, psi, efficacy, ...) live on the proxy
-        if name.startswith("__") or name in ("proxy", "session", "_key"):
+        if name.startswith("__") or name in ("proxy", "session", "_key", "ledger"):
             raise AttributeError(name)
         return getattr(self.proxy, name)
 
@@ -141,7 +147,12 @@ class ModelOwner:
         if isinstance(request, (bytes, bytearray)):
             request = EncryptedRecords.from_bytes(bytes(request))
         return evaluate_hidden(
-            self.proxy, self.session, request, allow_repeat=allow_repeat, random_state=random_state
+            self.proxy,
+            self.session,
+            self.ledger,
+            request,
+            allow_repeat=allow_repeat,
+            random_state=random_state,
         )
 
     # -- last step: open, then verify the delivery ------------------------------------
@@ -179,7 +190,7 @@ class ModelOwner:
                 "this proxy has no key: it never exported a sealed-value artifact."
             )
         return open_sealed(
-            self.proxy, self.session, self._key[0], message, allow_repeat=allow_repeat
+            self.proxy, self.session, self.ledger, self._key[0], message, allow_repeat=allow_repeat
         )
 
     def verify_delivery(
@@ -211,7 +222,9 @@ class ModelOwner:
         return f"ModelOwner({self.proxy!r}, artifacts={len(self.session.artifacts)})"
 
 
-def load_proxy(path: str | os.PathLike[str]) -> ModelOwner:
+def load_proxy(
+    path: str | os.PathLike[str], ledger: Ledger | str | os.PathLike[str] | None = None
+) -> ModelOwner:
     """Load a proxy saved with ``owner.save(path)``.
 
     Raises
@@ -219,4 +232,5 @@ def load_proxy(path: str | os.PathLike[str]) -> ModelOwner:
     StorageError
         If the file is not a proxy file of this format version, or is damaged.
     """
-    return ModelOwner(*load_proxy_file(path))
+    proxy, session, key = load_proxy_file(path)
+    return ModelOwner(proxy, session, key, ledger)

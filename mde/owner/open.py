@@ -7,6 +7,7 @@ from typing import Any
 
 from mde.crypto.sealing import aggregate_exponent, unseal_blocks
 from mde.errors import ProtocolError, SealedScoreError
+from mde.owner.ledger import Ledger
 from mde.owner.session import Session
 from mde.proxies.base import Proxy
 from mde.proxies.second_order import second_order_efficacy
@@ -18,7 +19,13 @@ __all__ = ["open_sealed", "open_partial"]
 
 
 def open_sealed(
-    proxy: Proxy, session: Session, context: Any, sealed: SealedScore, *, allow_repeat: bool = False
+    proxy: Proxy,
+    session: Session,
+    ledger: Ledger,
+    context: Any,
+    sealed: SealedScore,
+    *,
+    allow_repeat: bool = False,
 ) -> EfficacyReport:
     """Decrypt a sealed score with the owner's key.
 
@@ -36,7 +43,7 @@ def open_sealed(
             "sealed score was made against a modified copy of the artifact (content hash "
             "differs); refusing it."
         )
-    session.check_replay(head.artifact_id, allow_repeat)
+    ledger.check(head.artifact_id, allow_repeat)
     cts = sealed.ciphertexts
     pair = rec.pairwise
     n_pair = 0 if pair is None else pair.layout.chunks
@@ -80,6 +87,9 @@ def open_sealed(
         efficacy = second_order_efficacy(
             first_order, pairwise, head.n_records, proxy.n_train_, proxy.curvature_share
         )
+    ledger.record_evaluation(
+        head.artifact_id, "open", allow_repeat
+    )  # atomic: concurrent opens race here
     session.count(head.artifact_id)
     return EfficacyReport(
         efficacy=efficacy,

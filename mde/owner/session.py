@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mde.crypto.params import CKKSParams, Layout
-from mde.errors import MDEError, ReplayError
+from mde.errors import MDEError
 
 __all__ = [
     "SealedRecord",
@@ -106,21 +106,6 @@ class Session(BaseModel):
                 "mode."
             )
         return rec
-
-    def check_replay(self, artifact_id: str, allow_repeat: bool) -> None:
-        """Refuse a second evaluation of one artifact unless ``allow_repeat``.
-
-        Raises
-        ------
-        ReplayError
-            If the artifact was already evaluated and ``allow_repeat`` is False.
-        """
-        if self.opened.get(artifact_id, 0) >= 1 and not allow_repeat:
-            raise ReplayError(
-                f"artifact {artifact_id!r} was already evaluated once; repeated evaluations leak "
-                "the "
-                "value vector. Export a new artifact, or pass allow_repeat=True if you accept that."
-            )
 
     def count(self, artifact_id: str) -> None:
         """Record one more evaluation of ``artifact_id``."""
