@@ -178,3 +178,22 @@ def check_number(
     if low is not None and (value <= low if low_open else value < low):
         raise InputError(f"{name} must be {'>' if low_open else '>='} {low}; got {value!r}.")
     return int(value) if integer else float(value)
+
+
+def repeated_records(X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+    """Boolean mask of the records that repeat an earlier record of the same array: equal
+    features after rounding to float32 (the form that is scored and committed; -0.0 counts
+    as 0.0) and the same label. Copies inside one offer are worth the first one only."""
+    X32 = np.ascontiguousarray(X, dtype=np.float32) + np.float32(0.0)  # folds -0.0 into 0.0
+    rows = np.concatenate(
+        [
+            X32.view(np.uint8).reshape(len(X32), -1),
+            np.ascontiguousarray(y_idx, dtype="<i8").view(np.uint8).reshape(len(X32), -1),
+        ],
+        axis=1,
+    )
+    keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+    _, first = np.unique(keys, return_index=True)
+    mask = np.ones(len(X32), dtype=bool)
+    mask[first] = False
+    return mask

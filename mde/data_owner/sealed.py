@@ -12,7 +12,7 @@ from mde.crypto.sealing import aggregate_exponent, pairwise_products, seal_block
 from mde.data_owner.base import DataOwnerSession
 from mde.errors import ArtifactError, InputError, ProtocolError, require
 from mde.proxies.membership import MembershipSketch
-from mde.validation import check_finite, check_matrix, encode_labels
+from mde.validation import check_finite, check_matrix, encode_labels, repeated_records
 from mde.wire.artifact import ArtifactManifest, SealedArtifact
 from mde.wire.commitment import Committer
 from mde.wire.sealed_score import SealedScore
@@ -172,6 +172,7 @@ class Scorer(DataOwnerSession):
             raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
         Xa, yi = self._validate(X, y, finite=False)  # finiteness is checked per float32 batch
         n, m = Xa.shape[0], self.manifest.psi_dim
+        repeated = repeated_records(Xa, yi)  # copies inside the offer count once
         committer = Committer(Xa.shape[1])
         rng = np.random.default_rng(random_state)
         total = np.zeros(m)
@@ -190,6 +191,7 @@ class Scorer(DataOwnerSession):
                 yb = yi[i : i + batch_size]
                 pending.append(hasher.submit(committer.update, xb, yb))
                 psi = self._psi_batch(xb, yb)
+                psi[repeated[i : i + batch_size]] = 0.0
                 if self._known is not None:
                     psi[self._known.excluded(xb, yb)] = (
                         0.0  # known or outlying records are worth nothing

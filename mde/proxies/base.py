@@ -21,7 +21,7 @@ from mde.errors import InputError, NotFittedError
 from mde.proxies.membership import MembershipSketch
 from mde.proxies.second_order import second_order_efficacy
 from mde.report import EFFICACY_UNITS
-from mde.validation import check_matrix, check_Xy, feature_names_of
+from mde.validation import check_matrix, check_Xy, feature_names_of, repeated_records
 
 __all__ = ["Proxy", "CKKSEvaluable", "EFFICACY_UNITS"]
 
@@ -234,12 +234,15 @@ class Proxy(ABC):
         self, X: Any, y: Any, batch_size: int = 8192, *, exclude: bool = True
     ) -> np.ndarray:
         """Per-record efficacy ``<w, psi(x_i, y_i)>``; they sum to :meth:`efficacy` (to its
-        first-order part for an ``order=2`` proxy). ``exclude=False``: ignore the sketch."""
+        first-order part for an ``order=2`` proxy). Records the sketch excludes and copies of
+        an earlier record of the same offer score zero; ``exclude=False`` scores every record
+        as it is (hidden mode, whose encrypted score graph applies neither screen)."""
         Xa, yi = self.validate(X, y)
+        keep = ~repeated_records(Xa, yi) if exclude else np.ones(len(yi), dtype=bool)
         out = []
         for i in range(0, Xa.shape[0], batch_size):
             xb, yb = Xa[i : i + batch_size], yi[i : i + batch_size]
-            scores = self._scores_batch(xb, yb)
+            scores = np.where(keep[i : i + batch_size], self._scores_batch(xb, yb), 0.0)
             if exclude and self.known_ is not None:
                 scores = np.where(self.known_.excluded(xb, yb), 0.0, scores)
             out.append(scores)
@@ -274,12 +277,16 @@ class Proxy(ABC):
         return 1 if self.Q_ is None else 2
 
     def psi_sum(self, X: Any, y: Any, batch_size: int = 8192) -> np.ndarray:
-        """Sum of psi over the records that the sketch does not exclude."""
+        """Sum of psi over the records that count: not excluded by the sketch, not a copy of
+        an earlier record of the offer."""
         Xa, yi = self.validate(X, y)
+        keep = (~repeated_records(Xa, yi)).astype(float)
         total = np.zeros(self.psi_dim_)
         for i in range(0, Xa.shape[0], batch_size):
             xb, yb = Xa[i : i + batch_size], yi[i : i + batch_size]
-            weight = None if self.known_ is None else (~self.known_.excluded(xb, yb)).astype(float)
+            weight = keep[i : i + batch_size]
+            if self.known_ is not None:
+                weight = weight * ~self.known_.excluded(xb, yb)
             total += self._psi_sum(xb, yb, weight)
         return total
 
