@@ -41,13 +41,20 @@ def read_dataset(
                 return data["X"], data["y"]
         except InputError:
             raise
-        except (ValueError, OSError) as exc:  # object arrays need pickle, which MDE never loads
+        except (
+            Exception
+        ) as exc:  # numpy/zipfile raise many kinds on damaged files; object arrays need pickle
+            if isinstance(exc, MemoryError):
+                raise
             raise InputError(
                 f"{p!r} cannot be read as plain numeric arrays (no pickle): {exc}"
             ) from exc
     if p.endswith(".csv"):
-        with open(p, newline="") as fh:
-            rows = list(csv.reader(fh))
+        try:
+            with open(p, newline="", encoding="utf-8") as fh:
+                rows = list(csv.reader(fh))
+        except (UnicodeDecodeError, csv.Error, OSError) as exc:
+            raise InputError(f"{p!r} is not a readable UTF-8 CSV file: {exc}") from exc
         if len(rows) < 2:
             raise InputError(
                 f"{p!r} has no data rows (a header row and at least one record are needed)."
