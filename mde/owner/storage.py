@@ -77,7 +77,8 @@ def load_proxy_file(
         session = Session.model_validate(head["session"])
         proxy = proxy_class(head["kind"]).from_state(head["params"], head["state"], arrays)
         ckks = None if head["ckks"] is None else CKKSParams.model_validate(head["ckks"])
-    except (KeyError, TypeError, ValueError, ValidationError, InputError) as exc:
+    except (KeyError, TypeError, ValueError, MemoryError, ValidationError, InputError) as exc:
+        # MemoryError: a crafted .npy header can announce an array larger than memory
         raise StorageError(
             f"{os.fspath(path)!r} is not a consistent MDE proxy file: {exc}"
         ) from exc
