@@ -35,8 +35,12 @@ def measure(m: int = 170, n: int = 400, psi_scale: float = 3.0, seed: int = 0) -
     tot = unseal_blocks(ctx, cts_t, layout, n, False, 1.5, 1.25, 0.0)
     err_per = per - psi @ w
     err_tot = tot[0] - total @ w
-    return {"flood_sigma": params.flood_sigma, "per_record_error_std": float(err_per.std()),
-            "per_record_error_max": float(np.abs(err_per).max()), "total_error": float(abs(err_tot))}
+    return {
+        "flood_sigma": params.flood_sigma,
+        "per_record_error_std": float(err_per.std()),
+        "per_record_error_max": float(np.abs(err_per).max()),
+        "total_error": float(abs(err_tot)),
+    }
 
 
 def main() -> None:
@@ -47,8 +51,12 @@ def main() -> None:
     print(f"{'quantity':28s} {'median of 3 runs':>18s}")
     for k in keys:
         print(f"{k:28s} {med[k]:18.3e}")
-    print(f"{'flood / per-record std':28s} {med['flood_sigma'] / med['per_record_error_std']:18.1f}")
-    print(f"{'flood / per-record max':28s} {med['flood_sigma'] / med['per_record_error_max']:18.1f}")
+    print(
+        f"{'flood / per-record std':28s} {med['flood_sigma'] / med['per_record_error_std']:18.1f}"
+    )
+    print(
+        f"{'flood / per-record max':28s} {med['flood_sigma'] / med['per_record_error_max']:18.1f}"
+    )
 
 
 if __name__ == "__main__":
