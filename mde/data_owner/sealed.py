@@ -10,6 +10,7 @@ import numpy as np
 from mde.crypto.context import load_context
 from mde.crypto.sealing import aggregate_exponent, pairwise_products, seal_blocks
 from mde.data_owner.base import DataOwnerSession
+from mde.data_owner.guard import admit_graph
 from mde.errors import ArtifactError, InputError, ProtocolError, require
 from mde.proxies.membership import MembershipSketch
 from mde.validation import check_finite, check_matrix, encode_labels, repeated_records
@@ -30,10 +31,11 @@ class Scorer(DataOwnerSession):
     mode = "sealed-value"
     manifest: ArtifactManifest
 
-    def __init__(self, artifact: SealedArtifact) -> None:
+    def __init__(self, artifact: SealedArtifact, *, trust_graph: bool = False) -> None:
         ts = require("tenseal")
         ort = require("onnxruntime")
         manifest, members = artifact.manifest, artifact.members
+        admit_graph(members["psi.onnx"], manifest, trust_graph=trust_graph)
         self.manifest = manifest
         self.manifest_sha256 = artifact.digest
         self._context = load_context(

@@ -124,8 +124,12 @@ def test_one_flipped_byte_in_the_envelope_header_is_refused(proxy, artifact, dig
         mde.load_artifact(flipped(b'{"format"', 0))  # '{' -> 'z'
     with pytest.raises(mde.ArtifactError, match="no envelope header|malformed|expected an MDE"):
         mde.load_artifact(flipped(b'"format"', 3))  # the key "format" -> "fnrmat"
-    # "influence" -> "infludnce": still a valid manifest, but another artifact
-    scorer = mde.load_artifact(flipped(b'"proxy_kind":"influence"', 19))
+    # "influence" -> "infludnce": still a valid manifest, but a kind the guard has no
+    # template for (refused at load); trusted anyway, it is another artifact
+    renamed = flipped(b'"proxy_kind":"influence"', 19)
+    with pytest.raises(mde.ArtifactError, match="no graph template for proxy kind 'infludnce'"):
+        mde.load_artifact(renamed)
+    scorer = mde.load_artifact(renamed, trust_graph=True)
     assert scorer.manifest.proxy_kind == "infludnce"
     assert scorer.manifest_sha256 != read_artifact(artifact).digest
     with pytest.raises(mde.SealedScoreError, match="modified"):

@@ -1,0 +1,90 @@
+"""The data owner's guard, graph admission: a psi graph must be the documented graph of its
+declared proxy kind before any record meets it.
+
+A cheating model owner could ship any ONNX graph as ``psi.onnx`` (``Identity(X)`` would
+return the records themselves, encrypted only under the buyer's own key). The guard refuses
+any graph whose operator sequence is not its kind's template (:data:`TEMPLATES`), that uses
+another operator domain, functions, subgraphs or extra inputs and outputs, or whose first
+weight matrix does not take the artifact's features. Kinds without a template (registered by
+a user) are refused unless the data owner passes ``trust_graph=True``.
+
+What it does not stop: weights chosen inside a template (for example a compression matrix
+that selects a few features). Budgets per buyer are the defence against those (issue 14).
+"""
+
+from __future__ import annotations
+
+import re
+
+from mde.errors import ArtifactError, require
+from mde.wire.artifact import ArtifactManifest
+
+__all__ = ["TEMPLATES", "admit_graph"]
+
+_HEAD = r"OneHot Sub Unsqueeze Unsqueeze Mul Reshape( MatMul)? Identity"
+#: operator sequence of each built-in kind's psi graph (regular expressions over op names)
+TEMPLATES: dict[str, str] = {
+    "influence": rf"MatMul Add MatMul Softmax {_HEAD}",
+    "influence-poly": rf"MatMul Add MatMul {_HEAD}",
+    "student": rf"MatMul Add (Relu|Mul) MatMul Add MatMul Softmax {_HEAD}",
+    "tree": (
+        r"Gather LessOrEqual Cast MatMul Add Equal Cast OneHot Unsqueeze Unsqueeze Mul Reshape"
+        r" Identity"
+    ),
+}
+
+
+def admit_graph(graph: bytes, manifest: ArtifactManifest, *, trust_graph: bool = False) -> None:
+    """Refuse a psi graph that is not its declared kind's documented graph.
+
+    Raises
+    ------
+    ArtifactError
+        Naming the mismatch (operator sequence, domain, inputs, outputs or first weights).
+    """
+    onnx = require("onnx")
+    try:
+        model = onnx.load_from_string(graph)
+    except Exception as exc:  # protobuf raises its own errors on crafted bytes
+        raise ArtifactError(f"artifact's psi graph is not a readable ONNX model: {exc}") from exc
+    kind = manifest.proxy_kind
+    if kind not in TEMPLATES and not trust_graph:
+        raise ArtifactError(
+            f"the guard has no graph template for proxy kind {kind!r}; refusing its psi graph. "
+            "Pass trust_graph=True only if you trust this model owner's graph."
+        )
+    g = model.graph
+    if model.functions or any(n.domain not in ("", "ai.onnx") for n in g.node):
+        raise ArtifactError(
+            "artifact's psi graph uses custom operator domains or functions; refusing it."
+        )
+    if any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+        for n in g.node
+        for a in n.attribute
+    ):
+        raise ArtifactError("artifact's psi graph holds subgraphs (control flow); refusing it.")
+    inputs = sorted(i.name for i in g.input if i.name not in {t.name for t in g.initializer})
+    if inputs != ["X", "y"] or [o.name for o in g.output] != ["psi"]:
+        raise ArtifactError(
+            f"artifact's psi graph has inputs {inputs} and outputs {[o.name for o in g.output]}; "
+            "expected inputs X, y and one output psi."
+        )
+    if kind not in TEMPLATES:
+        return
+    ops = " ".join(n.op_type for n in g.node)
+    if not re.fullmatch(TEMPLATES[kind], ops):
+        raise ArtifactError(
+            f"artifact's psi graph is not the {kind!r} graph: its operators are [{ops}], the "
+            f"{kind!r} template is [{TEMPLATES[kind]}]. Refusing it: the graph could compute "
+            "anything from your records."
+        )
+    first = g.node[0]
+    weights = {t.name: list(t.dims) for t in g.initializer}
+    if kind != "tree" and (
+        first.input[0] != "X" or weights.get(first.input[1], [None])[0] != manifest.n_features
+    ):
+        raise ArtifactError(
+            f"artifact's psi graph does not start with a weight matrix on the "
+            f"{manifest.n_features} features; refusing it."
+        )

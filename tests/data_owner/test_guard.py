@@ -1,0 +1,90 @@
+"""Graph admission: a psi graph must be its declared kind's documented graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mde
+from mde.data_owner.guard import TEMPLATES, admit_graph
+from mde.wire.artifact import SealedArtifact
+
+
+def _with_graph(artifact_bytes: bytes, graph: bytes, kind: str | None = None) -> bytes:
+    art = SealedArtifact.from_bytes(artifact_bytes)
+    manifest = (
+        art.manifest if kind is None else art.manifest.model_copy(update={"proxy_kind": kind})
+    )
+    return SealedArtifact(manifest, {**art.members, "psi.onnx": graph}).to_bytes()
+
+
+def _identity_graph(d: int) -> bytes:
+    """psi = X: the crafted graph that would return the records themselves."""
+    from onnx import TensorProto, helper
+
+    X = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["n", d])
+    y = helper.make_tensor_value_info("y", TensorProto.INT64, ["n"])
+    psi = helper.make_tensor_value_info("psi", TensorProto.FLOAT, ["n", d])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["X"], ["psi"])], "steal", [X, y], [psi]
+    )
+    return bytes(helper.make_model(graph).SerializeToString())
+
+
+def test_every_built_in_kind_has_a_template_its_own_graph_passes(digits, model) -> None:  # type: ignore[no-untyped-def]
+    assert set(TEMPLATES) == set(mde.proxy_kinds())
+    for kind, opts in [
+        ("influence", {}),
+        ("influence-poly", {}),
+        ("tree", {}),
+        ("student", {"epochs": 2}),
+        ("student", {"epochs": 2, "projection_dim": 20}),
+        ("student", {"epochs": 2, "activation": "square"}),
+    ]:
+        owner = mde.build_proxy(
+            model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind=kind, random_state=0, **opts
+        )
+        admit_graph(owner.psi_graph(), _manifest_for(owner))  # no error
+
+
+def _manifest_for(owner):  # type: ignore[no-untyped-def]
+    from mde.crypto.params import CKKSParams, make_layout
+    from mde.wire.artifact import ArtifactManifest
+
+    return ArtifactManifest(
+        artifact_id="a",
+        proxy_kind=owner.kind,
+        n_features=owner.n_features_in_,
+        classes=owner.classes_.tolist(),
+        psi_dim=owner.psi_dim_,
+        ckks=CKKSParams(),
+        layout=make_layout(owner.psi_dim_, CKKSParams()),
+    )
+
+
+def test_an_identity_graph_is_refused_naming_the_mismatch(artifact: str, digits) -> None:  # type: ignore[no-untyped-def]
+    crafted = _with_graph(open(artifact, "rb").read(), _identity_graph(digits.Xc.shape[1]))
+    with pytest.raises(
+        mde.ArtifactError, match=r"not the 'influence' graph: its operators are \[Identity\]"
+    ):
+        mde.load_artifact(crafted)
+
+
+def test_another_kinds_graph_is_refused(artifact: str, digits, model) -> None:  # type: ignore[no-untyped-def]
+    tree = mde.build_proxy(
+        model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="tree", random_state=0
+    )
+    crafted = _with_graph(open(artifact, "rb").read(), tree.psi_graph())
+    with pytest.raises(mde.ArtifactError, match="not the 'influence' graph"):
+        mde.load_artifact(crafted)
+
+
+def test_a_kind_without_template_needs_trust(artifact: str, digits) -> None:  # type: ignore[no-untyped-def]
+    good = open(artifact, "rb").read()
+    graph = SealedArtifact.from_bytes(good).members["psi.onnx"]
+    custom = _with_graph(good, graph, kind="my-kind")
+    with pytest.raises(mde.ArtifactError, match="no graph template for proxy kind 'my-kind'"):
+        mde.load_artifact(custom)
+    scorer = mde.load_artifact(custom, trust_graph=True)
+    assert isinstance(scorer, mde.Scorer)
+    assert np.isfinite(scorer.psi(digits.Xc[:3], digits.yc[:3])).all()
