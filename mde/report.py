@@ -28,6 +28,9 @@ class EfficacyReport(BaseModel):
     record_scores : list of float or None
         Per-record scores (in record order) if the data owner sealed them per record
         (first-order contributions; they sum to ``first_order`` for an ``order=2`` proxy).
+    record_noise : float or None
+        Standard deviation of the sealing (flooding) noise on each record score, when the
+        report has them: a record scored zero (a copy, a known record) opens as +-this.
     first_order, pairwise : float or None
         For an ``order=2`` proxy: ``<w, sum psi>`` and ``(sum psi)^T Q (sum psi)``.
     artifact_id : str
@@ -43,6 +46,7 @@ class EfficacyReport(BaseModel):
     efficacy: float
     n_records: int = Field(ge=1)
     record_scores: list[float] | None = None
+    record_noise: float | None = Field(default=None, ge=0.0)
     first_order: float | None = None
     pairwise: float | None = None
     artifact_id: str

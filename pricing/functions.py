@@ -93,7 +93,8 @@ class BinaryPricing(BasePricing):
 
 
 class UniformPricing(BasePricing):
-    """Buy each record whose score exceeds ``threshold`` at ``unit_price``.
+    """Buy each record whose score exceeds ``threshold`` (plus 5 sigma of the report's
+    per-record sealing noise, so records that score zero are never bought) at ``unit_price``.
 
     Needs per-record scores (``scorer.score(..., per_record=True)``). Non-negative,
     monotone in each record's score, and additive, so splitting a set earns nothing extra.
@@ -114,7 +115,10 @@ class UniformPricing(BasePricing):
                 "uniform pricing needs per-record scores, but this report holds only the total; "
                 "ask the data owner to score with per_record=True (mde score --per-record)."
             )
-        chosen = [i for i, s in enumerate(report.record_scores) if s > self.threshold]
+        # a record scored zero (a copy, a known record) opens as sealing noise: 5 sigma of it
+        # must not buy the record (false positives about 3e-7 per record)
+        cut = self.threshold + 5.0 * (report.record_noise or 0.0)
+        chosen = [i for i, s in enumerate(report.record_scores) if s > cut]
         return self.unit_price * len(chosen), bool(chosen), chosen
 
 

@@ -95,6 +95,7 @@ def open_sealed(
         efficacy=efficacy,
         n_records=head.n_records,
         record_scores=scores,
+        record_noise=rec.flood_sigma * rec.scale if head.per_record else None,
         artifact_id=head.artifact_id,
         commitment=head.commitment,
         proxy_kind=proxy.kind,
