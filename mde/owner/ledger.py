@@ -81,6 +81,13 @@ class Ledger:
             raise StorageError(f"ledger {str(self.path)!r} cannot be read: {exc}") from exc
         return int(row[0])
 
+    def _replay(self, artifact_id: str, count: int) -> ReplayError:
+        return ReplayError(
+            f"artifact {artifact_id!r} was already evaluated ({count}x, ledger "
+            f"{str(self.path)!r}); repeated evaluations leak the value vector. Export a new "
+            "artifact, or pass allow_repeat=True if you accept that."
+        )
+
     def check(self, artifact_id: str, allow_repeat: bool) -> None:
         """Fail fast (before any decryption) if the artifact was already evaluated.
 
@@ -91,11 +98,7 @@ class Ledger:
         """
         count = self.evaluations(artifact_id)
         if count >= 1 and not allow_repeat:
-            raise ReplayError(
-                f"artifact {artifact_id!r} was already evaluated ({count}x, ledger "
-                f"{str(self.path)!r}); repeated evaluations leak the value vector. Export a new "
-                "artifact, or pass allow_repeat=True if you accept that."
-            )
+            raise self._replay(artifact_id, count)
 
     def record_evaluation(self, artifact_id: str, kind: str, allow_repeat: bool) -> int:
         """Check the one-evaluation rule and record one evaluation, atomically.
@@ -120,11 +123,7 @@ class Ledger:
             ).fetchone()
             if count >= 1 and not allow_repeat:
                 db.execute("ROLLBACK")
-                raise ReplayError(
-                    f"artifact {artifact_id!r} was already evaluated ({count}x, ledger "
-                    f"{str(self.path)!r}); repeated evaluations leak the value vector. Export a "
-                    "new artifact, or pass allow_repeat=True if you accept that."
-                )
+                raise self._replay(artifact_id, int(count))
             db.execute(
                 "INSERT INTO evaluations (artifact_id, seq, kind, at) VALUES (?, ?, ?, ?)",
                 (artifact_id, count + 1, kind, time.time()),

@@ -46,6 +46,6 @@ def read_message(data: bytes) -> SealedScore | PartialResult:
     from mde.errors import SealedScoreError
 
     env = Envelope.from_bytes(data, (SealedScore.format, PartialResult.format), SealedScoreError)
-    if env.format == PartialResult.format:
-        return PartialResult.from_bytes(data)
-    return SealedScore.from_bytes(data)
+    if env.format == PartialResult.format:  # parsed and hashed once, checked by its type
+        return PartialResult.from_envelope(env)
+    return SealedScore.from_envelope(env)

@@ -90,7 +90,13 @@ class Message(BaseModel):
         ProtocolError
             If the bytes are another message, tampered, or invalid.
         """
-        env = Envelope.from_bytes(data, cls.format, ProtocolError)
+        return cls.from_envelope(Envelope.from_bytes(data, cls.format, ProtocolError))
+
+    @classmethod
+    def from_envelope(cls: type[M], env: Envelope) -> M:
+        """Check a parsed envelope of this message's format (see :meth:`from_bytes`)."""
+        if env.format != cls.format:
+            raise ProtocolError(f"expected an MDE {cls.format} message, got {env.format!r}.")
         fields: dict[str, Any] = dict(env.header)
         try:
             if cls.blob_field is not None:

@@ -77,7 +77,11 @@ class SealedScore:
         SealedScoreError
             If the bytes are not a sealed score of this format version, or are corrupt.
         """
-        env = Envelope.from_bytes(data, FORMAT, SealedScoreError)
+        return cls.from_envelope(Envelope.from_bytes(data, FORMAT, SealedScoreError))
+
+    @classmethod
+    def from_envelope(cls, env: Envelope) -> SealedScore:
+        """Check a parsed ``mde-sealed-score`` envelope (see :meth:`from_bytes`)."""
         try:
             header = SealedHeader.model_validate(env.header)
         except ValidationError as exc:
