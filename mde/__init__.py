@@ -12,10 +12,13 @@ from typing import Any
 
 from mde.crypto.params import CKKSParams
 from mde.data_owner import DataOwnerSession, HiddenClient, Scorer, load_artifact
+from mde.data_owner.policy import DPPolicy, GuardPolicy
 from mde.errors import (
     AdapterError,
     ArtifactError,
+    BudgetError,
     DeliveryError,
+    IdentityError,
     InputError,
     LabelError,
     MDEError,
@@ -32,6 +35,7 @@ from mde.proxies import Proxy, proxy_kinds, register_proxy
 from mde.report import EfficacyReport
 from mde.version import __version__
 from mde.wire import SealedScore
+from mde.wire.signing import SigningKey
 
 __all__ = [
     "__version__",
@@ -62,6 +66,11 @@ __all__ = [
     "DeliveryError",
     "PricingError",
     "MissingDependencyError",
+    "IdentityError",
+    "BudgetError",
+    "GuardPolicy",
+    "DPPolicy",
+    "SigningKey",
 ]
 
 

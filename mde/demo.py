@@ -39,7 +39,8 @@ def _demo_data(seed: int) -> tuple[Any, ...]:
 def run_demo(
     kind: str = "influence", seed: int = 0, mode: str = "sealed-value"
 ) -> dict[str, float]:
-    """Run the flow: build, export, score (a clean and a noisy data owner), open, price, verify.
+    """Run the flow: build, export, score (a clean and a noisy data owner), open, quote,
+    deliver, verify and settle.
 
     ``mode="hidden"`` runs hidden-proxy mode instead (polynomial influence proxy evaluated on
     the data owners' encrypted records). Returns the two efficacies and prices (for tests).
@@ -47,7 +48,6 @@ def run_demo(
     if mode == "hidden":
         return _run_hidden_demo(seed)
     import mde
-    from mde.errors import DeliveryError
     from pricing import BinaryPricing, UniformPricing
 
     t0 = time.perf_counter()
@@ -112,20 +112,29 @@ def run_demo(
             out[f"{name}_efficacy"] = report.efficacy
             out[f"{name}_price"] = quote.price
             if name == "clean":
-                proxy.verify_delivery(Xd, yd, report)
+                spent = scorer.ledger.answers(scorer.buyer_key)
                 _say(
-                    "model owner",
-                    "[clean] delivery verified: same records (commitment) and same efficacy",
+                    "data owner",
+                    f"[clean] guard: psi graph matches the {m.proxy_kind!r} template; this buyer "
+                    f"has {len(spent)}/{scorer.policy.max_artifacts} artifacts answered",
                 )
-                try:
-                    tampered = yd.copy()
-                    tampered[0] = (tampered[0] + 1) % 10
-                    proxy.verify_delivery(Xd, tampered, report)
-                except DeliveryError as exc:
-                    _say(
-                        "model owner",
-                        f"[clean] a relabelled delivery is refused: {str(exc)[:60]}...",
-                    )
+            offer = proxy.quote(report, pricing)  # signed, recorded in the owner's ledger
+            subset = quote.accepted_records
+            delivery = scorer.deliver(offer, Xd, yd, indices=subset if per_record else None)
+            what = (
+                "all records + salt seed"
+                if delivery.full
+                else (f"{delivery.n_delivered} bought records + salts + Merkle proofs")
+            )
+            _say("data owner", f"[{name}] accepts the quote, delivers {what}")
+            settlement = scorer.accept_settlement(proxy.settle(delivery.to_bytes(), pricing))
+            _say(
+                "model owner",
+                f"[{name}] verified (commitment, sketch, copies, scores) and settled at "
+                f"{settlement.price:.2f} (quoted {settlement.quoted_price:.2f}); both ledgers "
+                "record it",
+            )
+            out[f"{name}_settled"] = settlement.price
     print(f"\ndone in {time.perf_counter() - t0:.1f} s")
     return out
 
@@ -197,10 +206,14 @@ def _run_hidden_demo(seed: int) -> dict[str, float]:
                 f"[{name}] efficacy {report.efficacy:+.5f} (plaintext check "
                 f"{proxy.efficacy(Xd, yd):+.5f})",
             )
-            quote = BinaryPricing(price=100.0).quote(report)
+            pricing = BinaryPricing(price=100.0)
+            quote = pricing.quote(report)
             _say("model owner", f"[{name}] BinaryPricing(price=100) -> price {quote.price:.2f}")
-            proxy.verify_delivery(Xd, yd, report)
+            delivery = client.deliver(proxy.quote(report, pricing), Xd, yd)
+            settlement = client.accept_settlement(proxy.settle(delivery, pricing))
+            _say("model owner", f"[{name}] delivery verified; settled at {settlement.price:.2f}")
             out[f"{name}_efficacy"] = report.efficacy
             out[f"{name}_price"] = quote.price
+            out[f"{name}_settled"] = settlement.price
     print(f"\ndone in {time.perf_counter() - t0:.1f} s")
     return out

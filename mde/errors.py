@@ -23,6 +23,8 @@ __all__ = [
     "DeliveryError",
     "PricingError",
     "MissingDependencyError",
+    "IdentityError",
+    "BudgetError",
 ]
 
 
@@ -68,6 +70,15 @@ class ReplayError(MDEError):
 
 class DeliveryError(MDEError):
     """Delivered data is not the data that was scored."""
+
+
+class IdentityError(MDEError, ValueError):
+    """A message is unsigned, badly signed, or signed by a key other than the pinned one."""
+
+
+class BudgetError(MDEError):
+    """The data owner's guard refuses an answer past a buyer's budget (artifacts, numbers
+    released, privacy loss)."""
 
 
 class PricingError(MDEError, ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["softmax"]
+__all__ = ["softmax", "clip_rows"]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -13,3 +13,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
     return z
+
+
+def clip_rows(A: np.ndarray, bound: float) -> np.ndarray:
+    """Each row scaled down to L2 norm at most ``bound`` (rows already inside are unchanged)."""
+    norms = np.linalg.norm(A, axis=1, keepdims=True)
+    return A * np.minimum(1.0, bound / np.maximum(norms, np.finfo(np.float64).tiny))

@@ -33,24 +33,33 @@ class EfficacyReport(BaseModel):
         report has them: a record scored zero (a copy, a known record) opens as +-this.
     first_order, pairwise : float or None
         For an ``order=2`` proxy: ``<w, sum psi>`` and ``(sum psi)^T Q (sum psi)``.
+    dp_noise : float or None
+        If the data owner answered with differential privacy: the standard deviation of its
+        Gaussian noise on the efficacy (and on each record score), in efficacy units;
+        ``dp_clip`` is the L2 bound it clipped each record's psi to.
     artifact_id : str
     commitment : str
-        SHA-256 commitment to the scored records (checked on delivery).
+        Salted Merkle commitment to the scored records (checked on delivery).
+    seller : str or None
+        The data owner's Ed25519 public key (hex) that signed the score.
     proxy_kind : str
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     format: Literal["mde-report"] = "mde-report"
-    format_version: Literal[1] = 1
+    format_version: Literal[2] = 2
     efficacy: float
     n_records: int = Field(ge=1)
     record_scores: list[float] | None = None
     record_noise: float | None = Field(default=None, ge=0.0)
     first_order: float | None = None
     pairwise: float | None = None
+    dp_noise: float | None = Field(default=None, ge=0.0)
+    dp_clip: float | None = Field(default=None, gt=0.0)
     artifact_id: str
     commitment: str
+    seller: str | None = None
     proxy_kind: str
     units: str = EFFICACY_UNITS
 

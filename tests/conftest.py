@@ -32,6 +32,15 @@ def mde_home(tmp_path_factory: pytest.TempPathFactory) -> str:
     return home
 
 
+@pytest.fixture(autouse=True)
+def fresh_home(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own MDE_HOME: the data owner's budgets and identities start fresh."""
+    import os
+
+    home = os.path.join(str(tmp_path), "mde-home")
+    monkeypatch.setenv("MDE_HOME", home)
+
+
 @pytest.fixture(scope="session")
 def digits() -> Split:
     X, y = load_digits(return_X_y=True)

@@ -17,6 +17,9 @@ from mde.wire.artifact import read_artifact
 from mde.wire.envelope import Envelope
 from mde.wire.messages import DataOwnerKey, EncryptedRecords, MaskedResult, PartialResult
 from mde.wire.sealed_score import SealedScore
+from mde.wire.signing import SigningKey
+
+FORGER = SigningKey.generate()  # whoever crafts a message signs it with its own key
 
 # per loader and mutation family (3,500 cases in all); MDE_FUZZ_CASES=1000 runs 14,000
 CASES = int(os.environ.get("MDE_FUZZ_CASES", "250"))
@@ -76,7 +79,7 @@ def mutate_header(env: Envelope, rng: np.random.Generator) -> bytes:
     if members and rng.random() < 0.3:
         name = sorted(members)[int(rng.integers(len(members)))]
         members[name] = mutate(members[name], rng)
-    return Envelope(env.format, header, members).to_bytes()
+    return Envelope(env.format, header, members).signed(FORGER).to_bytes()
 
 
 def _run(loader: Callable[[bytes], object], samples: Iterable[bytes]) -> int:

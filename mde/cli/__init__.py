@@ -1,5 +1,6 @@
-"""The ``mde`` command line: build, inspect, score, open, price, verify, demo; and the
-hidden-mode steps encrypt (data owner), evaluate (model owner), decrypt (data owner)."""
+"""The ``mde`` command line: build, inspect, score, open, price, deliver, settle, accept,
+demo; and the hidden-mode steps encrypt (data owner), evaluate (model owner), decrypt (data
+owner)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         "inspect", help="data owner: show an artifact's manifest (all it reveals besides psi)"
     )
     i.add_argument("--artifact", required=True)
+    _guard_options(i)
     i.set_defaults(func=commands.cmd_inspect)
 
     s = sub.add_parser(
@@ -73,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="score.mdeseal")
     s.add_argument("--label-column", default=None)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    _guard_options(s)
     s.set_defaults(func=commands.cmd_score)
 
     o = sub.add_parser(
@@ -89,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     o.add_argument("--report-out", default="report.json")
     o.add_argument(
+        "--quote-out",
+        default="quote.mdequote",
+        help="the signed provisional quote to send to the data owner",
+    )
+    o.add_argument(
         "--allow-repeat",
         action="store_true",
         help="accept a second evaluation of the same artifact",
@@ -102,12 +110,36 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--pricing", required=True)
     pr.set_defaults(func=commands.cmd_price)
 
-    v = sub.add_parser("verify", help="model owner: check delivered data against the opened report")
-    v.add_argument("--proxy", required=True)
-    v.add_argument("--data", required=True)
-    v.add_argument("--report", required=True)
-    v.add_argument("--label-column", default=None)
-    v.set_defaults(func=commands.cmd_verify)
+    dl = sub.add_parser(
+        "deliver",
+        help="data owner: deliver the scored records against a quote (all, or --indices)",
+    )
+    dl.add_argument("--artifact", required=True)
+    dl.add_argument("--quote", required=True)
+    dl.add_argument("--data", required=True)
+    dl.add_argument(
+        "--indices", default=None, help="comma-separated positions of the bought records"
+    )
+    dl.add_argument("--out", default="delivery.mdedel")
+    dl.add_argument("--label-column", default=None)
+    dl.set_defaults(func=commands.cmd_deliver)
+
+    st = sub.add_parser(
+        "settle",
+        help="model owner: verify a delivery (commitment, screens, scores) and settle its price",
+    )
+    st.add_argument("--proxy", required=True)
+    st.add_argument("--delivery", required=True)
+    st.add_argument(
+        "--pricing", default=None, help="default: the pricing function the quote was made with"
+    )
+    st.add_argument("--out", default="settlement.mdesettle")
+    st.set_defaults(func=commands.cmd_settle)
+
+    ac = sub.add_parser("accept", help="data owner: check and record the buyer's settlement")
+    ac.add_argument("--artifact", required=True)
+    ac.add_argument("--settlement", required=True)
+    ac.set_defaults(func=commands.cmd_accept)
 
     e = sub.add_parser(
         "encrypt", help="data owner (hidden mode): encrypt local data under your own key"
@@ -152,6 +184,27 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--mode", default="sealed-value", choices=["sealed-value", "hidden"])
     d.set_defaults(func=commands.cmd_demo)
     return p
+
+
+def _guard_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--buyer", default=None, help="name the buyer: pins its key on first use, refuses others"
+    )
+    p.add_argument(
+        "--max-artifacts", type=int, default=8, help="artifacts answered per buyer (default 8)"
+    )
+    p.add_argument(
+        "--max-numbers",
+        type=int,
+        default=None,
+        help="numbers released per buyer per data set (default: records + 16)",
+    )
+    p.add_argument(
+        "--dp-epsilon",
+        type=float,
+        default=None,
+        help="answer with differential privacy, this epsilon per answer (needs mde[dp])",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,9 @@ __all__ = [
     "cmd_score",
     "cmd_open",
     "cmd_price",
-    "cmd_verify",
+    "cmd_deliver",
+    "cmd_settle",
+    "cmd_accept",
     "cmd_encrypt",
     "cmd_evaluate",
     "cmd_decrypt",
@@ -102,11 +104,41 @@ def cmd_build(a: argparse.Namespace) -> int:
     return 0
 
 
+def _guard(a: argparse.Namespace) -> Any:
+    from mde.data_owner.policy import DPPolicy, GuardPolicy
+
+    dp = None if a.dp_epsilon is None else DPPolicy(epsilon=a.dp_epsilon)
+    return GuardPolicy(max_artifacts=a.max_artifacts, max_numbers=a.max_numbers, dp=dp)
+
+
 def cmd_inspect(a: argparse.Namespace) -> int:
     from mde.data_owner import load_artifact
+    from mde.data_owner.guard import TEMPLATES
 
-    scorer = load_artifact(a.artifact)
-    print(scorer.manifest.model_dump_json(indent=2))
+    session = load_artifact(a.artifact, buyer=a.buyer)  # raises if the guard refuses it
+    m = session.manifest
+    answered = session.ledger.answers(session.buyer_key)
+    print(
+        json.dumps(
+            {
+                "manifest": json.loads(m.model_dump_json()),
+                "guard": {
+                    "signed_by": session.buyer_key,
+                    "buyer": session.ledger.buyer_name(session.buyer_key),
+                    "graph": (
+                        "no graph: hidden mode (your records go encrypted under your key)"
+                        if m.mode == "hidden"
+                        else f"admitted: matches the {m.proxy_kind!r} template "
+                        f"[{TEMPLATES.get(m.proxy_kind, 'trusted, no template')}]"
+                    ),
+                    "answers_to_this_buyer": len(answered),
+                    "numbers_released_to_this_buyer": sum(int(r["numbers"]) for r in answered),
+                    "budgets": json.loads(_guard(a).model_dump_json()),
+                },
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -115,7 +147,7 @@ def cmd_score(a: argparse.Namespace) -> int:
     from mde.data_owner import Scorer, load_artifact
 
     _check_out(a.out)
-    scorer = load_artifact(a.artifact)
+    scorer = load_artifact(a.artifact, buyer=a.buyer, policy=_guard(a))
     if not isinstance(scorer, Scorer):
         raise InputError(
             f"{a.artifact!r} is a hidden-mode artifact: there is no proxy to run locally. Encrypt "
@@ -135,6 +167,8 @@ def cmd_score(a: argparse.Namespace) -> int:
                 "artifact_id": sealed.artifact_id,
                 "n_records": sealed.n_records,
                 "commitment": sealed.commitment,
+                "signed_by": sealed.signer,
+                "differential_privacy": sealed.header.dp_noise_multiplier is not None,
             },
             indent=2,
         )
@@ -147,14 +181,15 @@ def cmd_open(a: argparse.Namespace) -> int:
     from pricing import parse_pricing
 
     pricing = parse_pricing(a.pricing)
-    if a.report_out:
-        _check_out(a.report_out)
+    _check_out(*(p for p in (a.report_out, a.quote_out) if p))
     proxy = load_proxy(a.proxy)
     report = proxy.open(_read(a.sealed), allow_repeat=a.allow_repeat)
     if a.report_out:  # keep the report first: it can be priced again with `mde price`
         with open(a.report_out, "w") as fh:
             fh.write(report.model_dump_json(indent=2))
     proxy.save(a.proxy)  # remember that this artifact was evaluated
+    if a.quote_out:  # the signed provisional quote for the data owner
+        proxy.quote(report, pricing, spec=a.pricing).write(a.quote_out)
     print(pricing.quote(report).model_dump_json(indent=2))
     return 0
 
@@ -177,18 +212,55 @@ def cmd_price(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify(a: argparse.Namespace) -> int:
-    from mde.data_io import read_dataset
-    from mde.owner import load_proxy
+def _indices(spec: str | None) -> Any:
+    if spec is None:
+        return None
+    try:
+        return [int(v) for v in spec.split(",") if v.strip()]
+    except ValueError as exc:
+        raise InputError(
+            f"--indices must be comma-separated record positions; got {spec!r}."
+        ) from exc
 
+
+def cmd_deliver(a: argparse.Namespace) -> int:
+    from mde.data_io import read_dataset
+    from mde.data_owner import load_artifact
+
+    _check_out(a.out)
+    session = load_artifact(a.artifact)
     X, y = read_dataset(a.data, a.label_column)
-    report = _load_report(a.report)
-    load_proxy(a.proxy).verify_delivery(X, y, report)
+    delivery = session.deliver(_read(a.quote), X, y, indices=_indices(a.indices))
+    delivery.write(a.out)
     print(
         json.dumps(
-            {"verified": True, "n_records": report.n_records, "commitment": report.commitment}
+            {"delivery": a.out, "records": delivery.n_delivered, "of": delivery.n_records},
+            indent=2,
         )
     )
+    return 0
+
+
+def cmd_settle(a: argparse.Namespace) -> int:
+    from mde.owner import load_proxy
+    from mde.wire.deal import Delivery
+    from pricing import parse_pricing
+
+    _check_out(a.out)
+    proxy = load_proxy(a.proxy)
+    delivery = Delivery.from_bytes(_read(a.delivery))
+    spec = a.pricing or proxy.ledger.quote(delivery.quote_id)[3]
+    settlement = proxy.settle(delivery, parse_pricing(spec))
+    settlement.write(a.out)
+    print(settlement.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_accept(a: argparse.Namespace) -> int:
+    from mde.data_owner import load_artifact
+
+    settlement = load_artifact(a.artifact).accept_settlement(_read(a.settlement))
+    print(json.dumps({"settled": settlement.quote_id, "price": settlement.price}, indent=2))
     return 0
 
 

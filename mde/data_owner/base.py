@@ -12,7 +12,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from mde.data_owner.deliver import accept_settlement, deliver
+from mde.data_owner.ledger import DataOwnerLedger
 from mde.wire.artifact import ArtifactManifest, HiddenManifest
+from mde.wire.deal import Delivery, Settlement, SignedQuote
+from mde.wire.signing import SigningKey
 
 __all__ = ["DataOwnerSession"]
 
@@ -23,6 +27,9 @@ class DataOwnerSession(ABC):
     mode: str
     manifest: ArtifactManifest | HiddenManifest
     manifest_sha256: str
+    buyer_key: str
+    identity: SigningKey
+    ledger: DataOwnerLedger
 
     @property
     def artifact_id(self) -> str:
@@ -44,3 +51,18 @@ class DataOwnerSession(ABC):
     @abstractmethod
     def finish(self, reply: Any, **options: Any) -> Any:
         """Answer the model owner's reply; return the next message, or None when done."""
+
+    def deliver(
+        self, quote: SignedQuote | bytes, X: Any, y: Any, *, indices: Any = None
+    ) -> Delivery:
+        """Deliver the scored records against a buyer's quote (``indices``: a bought subset,
+        sent with salts and inclusion proofs); see :func:`mde.data_owner.deliver.deliver`."""
+        if isinstance(quote, (bytes, bytearray)):
+            quote = SignedQuote.from_bytes(bytes(quote))
+        return deliver(self.manifest, self.ledger, self.identity, quote, X, y, indices)
+
+    def accept_settlement(self, settlement: Settlement | bytes) -> Settlement:
+        """Check and record the buyer's signed settlement in the data owner's ledger."""
+        if isinstance(settlement, (bytes, bytearray)):
+            settlement = Settlement.from_bytes(bytes(settlement))
+        return accept_settlement(self.ledger, settlement)

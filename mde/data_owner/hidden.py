@@ -30,10 +30,12 @@ import numpy as np
 
 from mde.crypto.context import load_context, new_context, public_context_bytes, secret_context_bytes
 from mde.data_owner.base import DataOwnerSession
-from mde.errors import ProtocolError, require
+from mde.data_owner.ledger import DataOwnerLedger
+from mde.data_owner.policy import GuardPolicy
+from mde.errors import BudgetError, InputError, ProtocolError, require
 from mde.validation import check_matrix, encode_labels
 from mde.wire.artifact import HiddenArtifact, HiddenManifest
-from mde.wire.commitment import Committer
+from mde.wire.commitment import Committer, Fingerprint, new_seed
 from mde.wire.envelope import read_bytes
 from mde.wire.messages import (
     DataOwnerKey,
@@ -42,6 +44,7 @@ from mde.wire.messages import (
     PartialResult,
     join_blobs,
 )
+from mde.wire.signing import SigningKey, check_public_key
 
 __all__ = ["HiddenClient"]
 
@@ -56,12 +59,29 @@ class HiddenClient(DataOwnerSession):
     mode = "hidden"
     manifest: HiddenManifest
 
-    def __init__(self, artifact: HiddenArtifact) -> None:
+    def __init__(
+        self,
+        artifact: HiddenArtifact,
+        *,
+        identity: SigningKey | None = None,
+        ledger: DataOwnerLedger | None = None,
+        policy: GuardPolicy | None = None,
+    ) -> None:
         self.manifest = artifact.manifest
         self.manifest_sha256 = artifact.digest
+        self.buyer_key = check_public_key(artifact.signer, "the artifact's signer")
+        self.identity = identity if identity is not None else SigningKey.load_or_create()
+        self.ledger = ledger if ledger is not None else DataOwnerLedger()
+        self.policy = policy if policy is not None else GuardPolicy()
+        if self.policy.dp is not None:
+            raise InputError(
+                "the DP mode is for sealed-value artifacts; hidden mode releases one flooded "
+                "number per request (budgeted as one number)."
+            )
         self._ctx: Any = None
         self._request_id: str | None = None
         self._decrypted: set[str] = set()
+        self._request: tuple[str, str, int] | None = None  # commitment, dataset, n_records
 
     @property
     def awaiting_reply(self) -> bool:
@@ -87,8 +107,10 @@ class HiddenClient(DataOwnerSession):
         Xa = check_matrix(X, m.n_features, feature_names=m.feature_names)
         yi = encode_labels(y, m.classes, Xa.shape[0])
         X32 = Xa.astype(np.float32)
-        committer = Committer(m.n_features)
+        seed = new_seed()
+        committer, fingerprint = Committer(m.n_features, seed), Fingerprint(m.n_features)
         committer.update(X32, yi)
+        fingerprint.update(X32, yi)
         self._ctx = new_context(m.ckks, symmetric=True)
         self._request_id = uuid.uuid4().hex
         self._decrypted = set()  # a new request: nothing of it was decrypted yet
@@ -113,15 +135,20 @@ class HiddenClient(DataOwnerSession):
                 [ts.ckks_vector(self._ctx, Yb[:, j]).serialize() for j in range(k)]
             )
         blobs["context.tenseal"] = public_context_bytes(self._ctx, relin_keys=True)
+        commitment = committer.hexdigest()
+        self._request = (commitment, fingerprint.hexdigest(), Xa.shape[0])
+        self.ledger.record_commitment(
+            commitment, seed, Xa.shape[0], self._request[1], self.buyer_key, self.manifest_sha256
+        )
         return EncryptedRecords(
             artifact_id=m.artifact_id,
             manifest_sha256=self.manifest_sha256,
             request_id=self._request_id,
             n_records=Xa.shape[0],
             n_batches=-(-Xa.shape[0] // slots),
-            commitment=committer.hexdigest(),
+            commitment=commitment,
             blobs=blobs,
-        )
+        ).signed(self.identity)
 
     def decrypt(
         self, result: MaskedResult | bytes, *, random_state: int | np.random.Generator | None = None
@@ -132,12 +159,15 @@ class HiddenClient(DataOwnerSession):
         Raises
         ------
         ProtocolError
-            If the result is for another request or artifact, was already decrypted, or its
-            ciphertext is not under this client's key.
+            If the result is for another request or artifact, is not signed by the buyer, or
+            its ciphertext is not under this client's key.
+        BudgetError
+            If a result for this request was already decrypted (recorded in the ledger).
         """
         ts = require("tenseal")
         if isinstance(result, (bytes, bytearray)):
             result = MaskedResult.from_bytes(bytes(result))
+        result.check_signature(self.buyer_key)
         if (
             self._ctx is None
             or result.request_id != self._request_id
@@ -147,8 +177,8 @@ class HiddenClient(DataOwnerSession):
                 "this result answers another request (or this client encrypted nothing); "
                 "decrypt it with the client (or key file) that made the request."
             )
-        if self._decrypted:
-            raise ProtocolError(
+        if self._decrypted or self.ledger.decrypted(result.request_id):
+            raise BudgetError(
                 "a result for this request was already decrypted once; a second decryption "
                 "would leak more. Encrypt again (a new request) to score again."
             )
@@ -168,24 +198,43 @@ class HiddenClient(DataOwnerSession):
                 f"decrypted slots are outside the CKKS range (|v| <= {cap:g}): the result is "
                 "corrupt or the records overflowed the parameters; no score is returned."
             )
-        self._decrypted.add(result.result_id)
         rng = np.random.default_rng(random_state)
         value = float(values.sum() + rng.normal(0.0, self.manifest.flood_sigma))
+        if self._request is None:  # pragma: no cover - set with _ctx by encrypt or load_key
+            raise ProtocolError("this client has no request state; load its key file.")
+        commitment, dataset, n = self._request
+        # budget and the one decryption, recorded before the number is released
+        self.ledger.record_answer(
+            buyer=self.buyer_key,
+            artifact=self.manifest_sha256,
+            dataset=dataset,
+            numbers=1,
+            n_records=n,
+            commitment=commitment,
+            seed=self.ledger.seed(commitment),
+            policy=self.policy,
+            decryption=(result.request_id, result.result_id),
+        )
+        self._decrypted.add(result.result_id)
         return PartialResult(
             artifact_id=result.artifact_id,
             request_id=result.request_id,
             result_id=result.result_id,
             value=value,
-        )
+        ).signed(self.identity)
 
     def save_key(self, path: str | os.PathLike[str]) -> None:
         """Save the secret key and request state (keep this file private)."""
-        if self._ctx is None or self._request_id is None:
+        if self._ctx is None or self._request_id is None or self._request is None:
             raise ProtocolError("nothing was encrypted yet, so there is no key to save.")
+        commitment, dataset, n = self._request
         key = DataOwnerKey(
             artifact_id=self.artifact_id,
             request_id=self._request_id,
             decrypted=sorted(self._decrypted),
+            commitment=commitment,
+            dataset=dataset,
+            n_records=n,
             secret_context=secret_context_bytes(self._ctx),
         )
         key.write(path)
@@ -208,6 +257,7 @@ class HiddenClient(DataOwnerSession):
             raise ProtocolError("the key file holds no secret key; it cannot decrypt anything.")
         self._request_id = key.request_id
         self._decrypted = set(key.decrypted)
+        self._request = (key.commitment, key.dataset, key.n_records)
 
     def __repr__(self) -> str:
         m = self.manifest

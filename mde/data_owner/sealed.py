@@ -11,12 +11,16 @@ from mde.crypto.context import load_context
 from mde.crypto.sealing import aggregate_exponent, pairwise_products, seal_blocks
 from mde.data_owner.base import DataOwnerSession
 from mde.data_owner.guard import admit_graph
+from mde.data_owner.ledger import DataOwnerLedger
+from mde.data_owner.policy import GuardPolicy
 from mde.errors import ArtifactError, InputError, ProtocolError, require
+from mde.numerics import clip_rows
 from mde.proxies.membership import MembershipSketch
 from mde.validation import check_finite, check_matrix, encode_labels, repeated_records
 from mde.wire.artifact import ArtifactManifest, SealedArtifact
-from mde.wire.commitment import Committer
+from mde.wire.commitment import Committer, Fingerprint, new_seed
 from mde.wire.sealed_score import SealedScore
+from mde.wire.signing import SigningKey, check_public_key
 
 __all__ = ["Scorer"]
 
@@ -31,13 +35,32 @@ class Scorer(DataOwnerSession):
     mode = "sealed-value"
     manifest: ArtifactManifest
 
-    def __init__(self, artifact: SealedArtifact, *, trust_graph: bool = False) -> None:
+    def __init__(
+        self,
+        artifact: SealedArtifact,
+        *,
+        trust_graph: bool = False,
+        identity: SigningKey | None = None,
+        ledger: DataOwnerLedger | None = None,
+        policy: GuardPolicy | None = None,
+        buyer: str | None = None,
+    ) -> None:
         ts = require("tenseal")
         ort = require("onnxruntime")
         manifest, members = artifact.manifest, artifact.members
+        self.policy = policy if policy is not None else GuardPolicy()
+        if self.policy.dp is not None and trust_graph:
+            raise InputError(
+                "differential privacy needs an admitted (row-wise) psi graph: a trusted foreign "
+                "graph could mix records across a batch. Do not combine dp with trust_graph."
+            )
         admit_graph(members["psi.onnx"], manifest, trust_graph=trust_graph)
         self.manifest = manifest
         self.manifest_sha256 = artifact.digest
+        self.buyer_key = check_public_key(artifact.signer, "the artifact's signer")
+        self.buyer_name = buyer
+        self.identity = identity if identity is not None else SigningKey.load_or_create()
+        self.ledger = ledger if ledger is not None else DataOwnerLedger()
         self._context = load_context(
             members["context.tenseal"], ArtifactError, public=True, what="artifact's CKKS context"
         )
@@ -160,11 +183,23 @@ class Scorer(DataOwnerSession):
         progress : bool
             Show a progress bar.
 
+        The guard (:class:`~mde.data_owner.policy.GuardPolicy`) checks this buyer's budgets
+        and records the answer, with the commitment's salt seed, in the data owner's ledger
+        before the score is returned; with ``policy.dp`` each record's psi is clipped and the
+        released sum (or each record) gets Gaussian noise first.
+
+        Raises
+        ------
+        BudgetError
+            If the answer would pass a budget (nothing is released).
+        IdentityError
+            If the buyer's name is pinned to another key.
+
         Returns
         -------
         SealedScore
-            For an ``order=2`` artifact the ciphertexts of the pairwise total ``s^T Q s``
-            follow those of the first-order block(s).
+            Signed by the data owner's identity. For an ``order=2`` artifact the ciphertexts
+            of the pairwise total ``s^T Q s`` follow those of the first-order block(s).
         """
         if (
             not isinstance(batch_size, (int, np.integer))
@@ -174,9 +209,14 @@ class Scorer(DataOwnerSession):
             raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
         Xa, yi = self._validate(X, y, finite=False)  # finiteness is checked per float32 batch
         n, m = Xa.shape[0], self.manifest.psi_dim
+        pair = self.manifest.pairwise_layout
+        numbers = (n if per_record else 1) + (pair is not None)
         repeated = repeated_records(Xa, yi)  # copies inside the offer count once
-        committer = Committer(Xa.shape[1])
+        seed = new_seed()
+        committer, fingerprint = Committer(Xa.shape[1], seed), Fingerprint(Xa.shape[1])
         rng = np.random.default_rng(random_state)
+        dp = self.policy.dp
+        clip = None if dp is None else self._dp_clip(dp.clip)
         total = np.zeros(m)
         per: list[np.ndarray] = []
         starts = range(0, n, batch_size)
@@ -192,44 +232,81 @@ class Scorer(DataOwnerSession):
                 check_finite(xb, offset=i)
                 yb = yi[i : i + batch_size]
                 pending.append(hasher.submit(committer.update, xb, yb))
+                pending.append(hasher.submit(fingerprint.update, xb, yb))
                 psi = self._psi_batch(xb, yb)
                 psi[repeated[i : i + batch_size]] = 0.0
                 if self._known is not None:
                     psi[self._known.excluded(xb, yb)] = (
                         0.0  # known or outlying records are worth nothing
                     )
+                if clip is not None:
+                    psi = clip_rows(psi, clip)
                 if per_record:
                     per.append(psi.astype(np.float64))
                 else:
                     total += psi.sum(axis=0, dtype=np.float64)
             for future in pending:
                 future.result()  # re-raise any hashing error
+        z = None
+        if dp is not None and clip is not None:  # the Gaussian mechanism, before Enc(w)
+            z = dp.noise_multiplier
+            dp_rng = np.random.default_rng()  # never the caller's seed: DP noise must be fresh
+            if per_record:
+                per = [np.concatenate(per) + dp_rng.normal(0.0, z * clip, (n, m))]
+            else:
+                total = total + dp_rng.normal(0.0, z * clip, m)
         # a total is sealed as sum / 2**e with 2**e >= n: O(1) values keep CKKS precise
         exp = None if per_record else aggregate_exponent(n)
         blocks = np.concatenate(per) if exp is None else (total / 2.0**exp)[None, :]
         cts = seal_blocks(
             self._context, self._enc_w, blocks, self.manifest.layout, rng, self.manifest.ckks, exp
         )
-        if self.manifest.pairwise_layout is not None:  # order-2 proxy: also seal s^T Q s
+        if pair is not None:  # order-2 proxy: also seal s^T Q s
             e = aggregate_exponent(n)
             u = (blocks.sum(axis=0) if per_record else total) / 2.0**e
             cts += seal_blocks(
                 self._context,
                 self._enc_q,
                 pairwise_products(u)[None, :],
-                self.manifest.pairwise_layout,
+                pair,
                 rng,
                 self.manifest.ckks,
                 2 * e,
             )
-        return SealedScore.build(
+        commitment = committer.hexdigest()
+        sealed = SealedScore.build(
             artifact_id=self.manifest.artifact_id,
             manifest_sha256=self.manifest_sha256,
             n_records=n,
             per_record=per_record,
-            commitment=committer.hexdigest(),
+            commitment=commitment,
             ciphertexts=cts,
+            key=self.identity,
+            dp_clip=clip,
+            dp_noise_multiplier=z,
         )
+        # the guard's budgets: checked and recorded (with the salt seed) before release
+        self.ledger.record_answer(
+            buyer=self.buyer_key,
+            artifact=self.manifest_sha256,
+            dataset=fingerprint.hexdigest(),
+            numbers=numbers,
+            n_records=n,
+            commitment=commitment,
+            seed=seed,
+            policy=self.policy,
+            buyer_name=self.buyer_name,
+        )
+        return sealed
+
+    def _dp_clip(self, clip: float | None) -> float:
+        if clip is not None:
+            return clip
+        if self.manifest.psi_clip is None:
+            raise InputError(
+                "this artifact declares no psi_clip; give the DP clip bound (DPPolicy(clip=...))."
+            )
+        return self.manifest.psi_clip
 
     @property
     def awaiting_reply(self) -> bool:

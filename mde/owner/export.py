@@ -17,6 +17,7 @@ from mde.owner.session import HiddenRecord, PairwiseRecord, SealedRecord, Sessio
 from mde.proxies.base import CKKSEvaluable, Proxy
 from mde.validation import as_native
 from mde.wire.artifact import ArtifactManifest, HiddenArtifact, HiddenManifest, SealedArtifact
+from mde.wire.signing import SigningKey
 
 __all__ = ["default_ckks", "export_sealed", "export_hidden", "HIDDEN_FLOOD_SIGMA"]
 
@@ -43,7 +44,12 @@ def _base_fields(proxy: Proxy, artifact_id: str) -> dict[str, Any]:
 
 
 def export_sealed(
-    proxy: Proxy, session: Session, context: Any, params: CKKSParams, path: str | os.PathLike[str]
+    proxy: Proxy,
+    session: Session,
+    context: Any,
+    params: CKKSParams,
+    path: str | os.PathLike[str],
+    identity: SigningKey,
 ) -> str:
     """Write a sealed-value artifact (psi graph, Enc(w / max|w|), public context, sketch) and
     record its secrets in ``session``; return the new artifact id.
@@ -82,8 +88,9 @@ def export_sealed(
         ckks=params,
         layout=layout,
         pairwise_layout=None if pairwise is None else pairwise.layout,
+        psi_clip=proxy.psi_clip_,
     )
-    artifact = SealedArtifact(manifest, members)
+    artifact = SealedArtifact(manifest, members).signed(identity)
     artifact.write(path)
     session.artifacts[artifact_id] = SealedRecord(
         manifest_sha256=artifact.digest,
@@ -104,7 +111,9 @@ def hidden_scale(proxy: CKKSEvaluable) -> float:
     return 4.0 / float(proxy.score_bound_)
 
 
-def export_hidden(proxy: Proxy, session: Session, path: str | os.PathLike[str]) -> str:
+def export_hidden(
+    proxy: Proxy, session: Session, path: str | os.PathLike[str], identity: SigningKey
+) -> str:
     """Write a hidden-mode artifact (shapes, classes, CKKS parameters; no weights) and record
     it in ``session``; return the new artifact id.
 
@@ -130,7 +139,7 @@ def export_hidden(proxy: Proxy, session: Session, path: str | os.PathLike[str]) 
         depth=depth,
         flood_sigma=HIDDEN_FLOOD_SIGMA,
     )
-    artifact = HiddenArtifact(manifest)
+    artifact = HiddenArtifact(manifest).signed(identity)
     artifact.write(path)
     session.artifacts[artifact_id] = HiddenRecord(
         manifest_sha256=artifact.digest,

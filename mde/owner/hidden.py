@@ -19,6 +19,7 @@ from mde.owner.ledger import Ledger
 from mde.owner.session import PendingMask, Session
 from mde.proxies.base import CKKSEvaluable, Proxy
 from mde.wire.messages import EncryptedRecords, MaskedResult, split_blobs
+from mde.wire.signing import SigningKey
 
 __all__ = ["evaluate_hidden"]
 
@@ -36,6 +37,7 @@ def evaluate_hidden(
     session: Session,
     ledger: Ledger,
     request: EncryptedRecords,
+    identity: SigningKey,
     *,
     allow_repeat: bool = False,
     random_state: int | np.random.Generator | None = None,
@@ -45,12 +47,14 @@ def evaluate_hidden(
     Raises
     ------
     ProtocolError
-        If the request is for another or a modified artifact, carries a secret key, has other
+        If the request is unsigned or changed after signing, is for another or a modified
+        artifact, carries a secret key, has other
         CKKS parameters, or its ciphertexts do not load under its context.
     ReplayError
         If the artifact was already evaluated and ``allow_repeat`` is False.
     """
     ts = require("tenseal")
+    seller = request.check_signature()
     rec = session.hidden(request.artifact_id, ProtocolError)
     if request.manifest_sha256 != rec.manifest_sha256:
         raise ProtocolError(
@@ -115,6 +119,7 @@ def evaluate_hidden(
         pad_score=float(run_float64(plan, zero).ravel()[0]),
         n_records=request.n_records,
         commitment=request.commitment,
+        seller=seller,
     )
     ledger.record_evaluation(request.artifact_id, "evaluate-hidden", allow_repeat)
     session.count(request.artifact_id)
@@ -123,4 +128,4 @@ def evaluate_hidden(
         request_id=request.request_id,
         result_id=result_id,
         ciphertext=masked.serialize(),
-    )
+    ).signed(identity)

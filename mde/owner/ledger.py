@@ -1,4 +1,4 @@
-"""The model owner's ledger: evaluations recorded in SQLite, inside transactions.
+"""The model owner's ledger: evaluations, quotes and settlements in SQLite, in transactions.
 
 The one-evaluation rule (an artifact is opened or evaluated once unless the owner accepts
 the extra leakage) must hold across restarts, unsaved proxy files and concurrent
@@ -6,6 +6,9 @@ processes, so it is not kept in the proxy file: :meth:`Ledger.record_evaluation`
 and records in one ``BEGIN IMMEDIATE`` transaction, and a report is only returned once its
 evaluation is committed. A crash before the commit records nothing; after it, the
 evaluation counts (fail closed: an artifact is never evaluated twice by accident).
+A quote is recorded with the report it prices; a settlement once per quote, in one
+transaction, so a crash during settlement leaves the quote either settled (the stored
+settlement is returned again) or still open.
 
 The default path is ``$MDE_HOME/owner-ledger.sqlite`` (``MDE_HOME`` defaults to
 ``$XDG_DATA_HOME/mde``, i.e. ``~/.local/share/mde``).
@@ -18,7 +21,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from mde.errors import ReplayError, StorageError
+from mde.errors import ProtocolError, ReplayError, StorageError
+from mde.paths import mde_home
 
 __all__ = ["Ledger", "default_ledger_path"]
 
@@ -30,18 +34,21 @@ CREATE TABLE IF NOT EXISTS evaluations (
     at REAL NOT NULL,
     PRIMARY KEY (artifact_id, seq)
 );
+CREATE TABLE IF NOT EXISTS quotes (
+    quote_id TEXT PRIMARY KEY, artifact_id TEXT NOT NULL, commitment TEXT NOT NULL,
+    seller TEXT NOT NULL, price REAL NOT NULL, report TEXT NOT NULL, pricing TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settlements (
+    quote_id TEXT PRIMARY KEY REFERENCES quotes(quote_id), price REAL NOT NULL,
+    settlement BLOB NOT NULL, at REAL NOT NULL
+);
 """
 
 
 def default_ledger_path() -> Path:
-    """``$MDE_HOME/owner-ledger.sqlite``, ``MDE_HOME`` defaulting to the user data folder."""
-    home = os.environ.get("MDE_HOME")
-    if not home:
-        data = os.environ.get("XDG_DATA_HOME") or os.path.join(
-            os.path.expanduser("~"), ".local", "share"
-        )
-        home = os.path.join(data, "mde")
-    return Path(home) / "owner-ledger.sqlite"
+    """``$MDE_HOME/owner-ledger.sqlite`` (:func:`mde.paths.mde_home`)."""
+    return mde_home() / "owner-ledger.sqlite"
 
 
 class Ledger:
@@ -130,6 +137,94 @@ class Ledger:
             )
             db.execute("COMMIT")
             return int(count) + 1
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"ledger {str(self.path)!r} cannot be written: {exc}") from exc
+        finally:
+            db.close()
+
+    def record_quote(
+        self,
+        quote_id: str,
+        artifact_id: str,
+        commitment: str,
+        seller: str,
+        price: float,
+        report_json: str,
+        pricing: str,
+    ) -> None:
+        """Record a provisional quote and the report it prices."""
+        db = self._connect()
+        try:
+            db.execute(
+                "INSERT INTO quotes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    quote_id,
+                    artifact_id,
+                    commitment,
+                    seller,
+                    price,
+                    report_json,
+                    pricing,
+                    time.time(),
+                ),
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"ledger {str(self.path)!r} cannot be written: {exc}") from exc
+        finally:
+            db.close()
+
+    def quote(self, quote_id: str) -> tuple[str, str, float, str]:
+        """``(seller, report_json, price, pricing)`` of a recorded quote.
+
+        Raises
+        ------
+        ProtocolError
+            If this ledger holds no such quote.
+        """
+        try:
+            with self._connect() as db:
+                row = db.execute(
+                    "SELECT seller, report, price, pricing FROM quotes WHERE quote_id = ?",
+                    (quote_id,),
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"ledger {str(self.path)!r} cannot be read: {exc}") from exc
+        if row is None:
+            raise ProtocolError(
+                f"no quote {quote_id!r} in ledger {str(self.path)!r}; settle with the ledger "
+                "that made the quote."
+            )
+        return str(row[0]), str(row[1]), float(row[2]), str(row[3])
+
+    def settlement(self, quote_id: str) -> bytes | None:
+        """The stored settlement of ``quote_id``, or None if it is not settled."""
+        try:
+            with self._connect() as db:
+                row = db.execute(
+                    "SELECT settlement FROM settlements WHERE quote_id = ?", (quote_id,)
+                ).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"ledger {str(self.path)!r} cannot be read: {exc}") from exc
+        return None if row is None else bytes(row[0])
+
+    def record_settlement(self, quote_id: str, price: float, blob: bytes) -> bytes:
+        """Record the settlement of a quote once; return the settlement that stands (an
+        earlier one if this quote was already settled: a retry never settles twice)."""
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute(
+                "SELECT settlement FROM settlements WHERE quote_id = ?", (quote_id,)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO settlements VALUES (?, ?, ?, ?)",
+                    (quote_id, price, blob, time.time()),
+                )
+            db.execute("COMMIT")
+            return blob if row is None else bytes(row[0])
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")

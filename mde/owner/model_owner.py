@@ -21,13 +21,16 @@ from mde.owner.hidden import evaluate_hidden
 from mde.owner.ledger import Ledger
 from mde.owner.open import open_partial, open_sealed
 from mde.owner.session import Session
+from mde.owner.settle import Prices, make_quote, settle
 from mde.owner.storage import load_proxy_file, save_proxy_file
 from mde.owner.verify import verify_delivery
 from mde.proxies.base import Proxy
 from mde.report import EfficacyReport
 from mde.wire import read_message
+from mde.wire.deal import Delivery, Settlement, SignedQuote
 from mde.wire.messages import EncryptedRecords, MaskedResult, PartialResult
 from mde.wire.sealed_score import SealedScore
+from mde.wire.signing import SigningKey
 
 __all__ = ["ModelOwner", "load_proxy"]
 
@@ -42,8 +45,12 @@ class ModelOwner:
     session : Session, optional
         Exported artifacts and evaluation counts (empty for a new proxy).
     ledger : Ledger or path, optional
-        Where evaluations are recorded (the one-evaluation rule holds across processes and
-        restarts); default :func:`mde.owner.ledger.default_ledger_path`.
+        Where evaluations, quotes and settlements are recorded (the one-evaluation rule
+        holds across processes and restarts); default
+        :func:`mde.owner.ledger.default_ledger_path`.
+    identity : SigningKey, optional
+        The model owner's Ed25519 key that signs artifacts, results, quotes and
+        settlements; default ``$MDE_HOME/identity.pem`` (made on first use).
     """
 
     def __init__(
@@ -52,16 +59,18 @@ class ModelOwner:
         session: Session | None = None,
         key: tuple[Any, CKKSParams] | None = None,
         ledger: Ledger | str | os.PathLike[str] | None = None,
+        identity: SigningKey | None = None,
     ) -> None:
         proxy._check_fitted()
         self.proxy = proxy
         self.session = session if session is not None else Session()
         self._key = key
         self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
+        self.identity = identity if identity is not None else SigningKey.load_or_create()
 
     def __getattr__(self, name: str) -> Any:
         # estimator attributes and methods (fidelity_, psi, efficacy, ...) live on the proxy
-        if name.startswith("__") or name in ("proxy", "session", "_key", "ledger"):
+        if name.startswith("__") or name in ("proxy", "session", "_key", "ledger", "identity"):
             raise AttributeError(name)
         return getattr(self.proxy, name)
 
@@ -128,11 +137,13 @@ class ModelOwner:
                     "hidden mode chooses its CKKS parameters from the score graph's depth; "
                     "do not pass ckks."
                 )
-            return export_step.export_hidden(self.proxy, self.session, path)
+            return export_step.export_hidden(self.proxy, self.session, path, self.identity)
         if mode != "sealed-value":
             raise InputError(f"mode must be 'sealed-value' or 'hidden'; got {mode!r}.")
         context, params = self._context(ckks)
-        return export_step.export_sealed(self.proxy, self.session, context, params, path)
+        return export_step.export_sealed(
+            self.proxy, self.session, context, params, path, self.identity
+        )
 
     # -- hidden mode: evaluate the encrypted records -----------------------------------
     def evaluate_hidden(
@@ -151,13 +162,18 @@ class ModelOwner:
             self.session,
             self.ledger,
             request,
+            self.identity,
             allow_repeat=allow_repeat,
             random_state=random_state,
         )
 
     # -- last step: open, then verify the delivery ------------------------------------
     def open(
-        self, message: SealedScore | PartialResult | bytes, *, allow_repeat: bool = False
+        self,
+        message: SealedScore | PartialResult | bytes,
+        *,
+        allow_repeat: bool = False,
+        expect_seller: str | None = None,
     ) -> EfficacyReport:
         """Open a sealed score (or a hidden-mode partial result) into an :class:`EfficacyReport`.
 
@@ -167,11 +183,16 @@ class ModelOwner:
         allow_repeat : bool
             Accept a further sealed score for an artifact already evaluated once. Off by
             default: repeated queries against one artifact leak the value vector.
+        expect_seller : str, optional
+            The data owner's pinned public key (hex); a score signed by another is refused.
 
         Raises
         ------
         SealedScoreError
-            If the score was made for another artifact, a tampered artifact, or another key.
+            If the score is unsigned or changed after signing, or was made for another
+            artifact, a tampered artifact, or another key.
+        IdentityError
+            If it is signed by another key than ``expect_seller``.
         ProtocolError
             If a partial result answers no pending hidden-mode result.
         ReplayError
@@ -190,20 +211,53 @@ class ModelOwner:
                 "this proxy has no key: it never exported a sealed-value artifact."
             )
         return open_sealed(
-            self.proxy, self.session, self.ledger, self._key[0], message, allow_repeat=allow_repeat
+            self.proxy,
+            self.session,
+            self.ledger,
+            self._key[0],
+            message,
+            allow_repeat=allow_repeat,
+            expect_seller=expect_seller,
+        )
+
+    # -- the deal: quote, verify the delivery, settle -----------------------------------
+    def quote(
+        self, report: EfficacyReport, pricing: Prices, *, spec: str | None = None
+    ) -> SignedQuote:
+        """A signed provisional quote for an opened report (recorded in the ledger); see
+        :func:`mde.owner.settle.make_quote`."""
+        return make_quote(report, pricing, self.identity, self.ledger, spec)
+
+    def settle(
+        self, delivery: Delivery | bytes, pricing: Prices, *, rtol: float = 1e-4
+    ) -> Settlement:
+        """Verify a delivery against its quote and settle at the verified price; see
+        :func:`mde.owner.settle.settle`.
+
+        Raises
+        ------
+        DeliveryError
+            If the delivery is not the committed records or its values differ from the
+            report; nothing is settled then.
+        """
+        if isinstance(delivery, (bytes, bytearray)):
+            delivery = Delivery.from_bytes(bytes(delivery))
+        return settle(
+            self.proxy, self.session, self.ledger, self.identity, delivery, pricing, rtol=rtol
         )
 
     def verify_delivery(
-        self, X: Any, y: Any, report: EfficacyReport, *, rtol: float = 1e-4
-    ) -> None:
-        """Check delivered data against what was scored (:func:`mde.owner.verify.verify_delivery`).
+        self, X: Any, y: Any, report: EfficacyReport, *, seed: bytes, rtol: float = 1e-4
+    ) -> EfficacyReport:
+        """Check delivered data against what was scored and return the recomputed report
+        (:func:`mde.owner.verify.verify_delivery`); ``seed`` is the data owner's salt seed.
 
         Raises
         ------
         DeliveryError
             If the records differ from the committed ones, or a value differs from the report.
         """
-        verify_delivery(self.proxy, self.session, X, y, report, rtol=rtol)
+        return verify_delivery(self.proxy, self.session, X, y, report, seed=seed, rtol=rtol)
 
     # -- keeping it ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -223,7 +277,9 @@ class ModelOwner:
 
 
 def load_proxy(
-    path: str | os.PathLike[str], ledger: Ledger | str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    ledger: Ledger | str | os.PathLike[str] | None = None,
+    identity: SigningKey | None = None,
 ) -> ModelOwner:
     """Load a proxy saved with ``owner.save(path)``.
 
@@ -233,4 +289,4 @@ def load_proxy(
         If the file is not a proxy file of this format version, or is damaged.
     """
     proxy, session, key = load_proxy_file(path)
-    return ModelOwner(proxy, session, key, ledger)
+    return ModelOwner(proxy, session, key, ledger, identity)

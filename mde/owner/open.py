@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from mde.crypto.sealing import aggregate_exponent, unseal_blocks
 from mde.errors import ProtocolError, SealedScoreError
 from mde.owner.ledger import Ledger
@@ -26,16 +28,24 @@ def open_sealed(
     sealed: SealedScore,
     *,
     allow_repeat: bool = False,
+    expect_seller: str | None = None,
 ) -> EfficacyReport:
     """Decrypt a sealed score with the owner's key.
+
+    The score's signature must cover its header (count, mode, commitment, DP parameters)
+    and every ciphertext in its position; ``expect_seller`` pins the data owner's key.
 
     Raises
     ------
     SealedScoreError
-        If the score was made for another artifact, a tampered artifact, or another key.
+        If the score is unsigned or changed after signing, or was made for another artifact,
+        a tampered artifact, or another key.
+    IdentityError
+        If it is signed by another key than ``expect_seller``.
     ReplayError
         If the artifact was already evaluated and ``allow_repeat`` is False.
     """
+    seller = sealed.check_signature(expect_seller)
     head = sealed.header
     rec = session.sealed(head.artifact_id, SealedScoreError)
     if head.manifest_sha256 != rec.manifest_sha256:
@@ -87,17 +97,22 @@ def open_sealed(
         efficacy = second_order_efficacy(
             first_order, pairwise, head.n_records, proxy.n_train_, proxy.curvature_share
         )
-    ledger.record_evaluation(
-        head.artifact_id, "open", allow_repeat
-    )  # atomic: concurrent opens race here
+    dp_noise = None
+    if head.dp_clip is not None and head.dp_noise_multiplier is not None:
+        dp_noise = head.dp_clip * head.dp_noise_multiplier * float(np.linalg.norm(proxy.w_))
+    flood = rec.flood_sigma * rec.scale
+    ledger.record_evaluation(head.artifact_id, "open", allow_repeat)  # concurrent opens race here
     session.count(head.artifact_id)
     return EfficacyReport(
         efficacy=efficacy,
         n_records=head.n_records,
         record_scores=scores,
-        record_noise=rec.flood_sigma * rec.scale if head.per_record else None,
+        record_noise=float(np.hypot(flood, dp_noise or 0.0)) if head.per_record else None,
+        dp_noise=dp_noise,
+        dp_clip=head.dp_clip,
         artifact_id=head.artifact_id,
         commitment=head.commitment,
+        seller=seller,
         proxy_kind=proxy.kind,
         units=proxy.units,
         first_order=first_order,
@@ -112,7 +127,7 @@ def open_partial(proxy: Proxy, session: Session, partial: PartialResult) -> Effi
     ------
     ProtocolError
         If the partial result answers no pending result (unknown, already opened, or for
-        another proxy).
+        another proxy), or is not signed by the data owner that sent the request.
     """
     rec = session.hidden(partial.artifact_id, ProtocolError)
     pending = rec.pending.get(partial.result_id)
@@ -121,6 +136,7 @@ def open_partial(proxy: Proxy, session: Session, partial: PartialResult) -> Effi
             "this partial result answers no result this proxy is waiting for (unknown, "
             "already opened, or for another proxy); refusing it."
         )
+    partial.check_signature(pending.seller)
     del rec.pending[partial.result_id]
     value = partial.value - pending.mask_sum - pending.padding * pending.pad_score
     return EfficacyReport(
@@ -129,6 +145,7 @@ def open_partial(proxy: Proxy, session: Session, partial: PartialResult) -> Effi
         record_scores=None,
         artifact_id=partial.artifact_id,
         commitment=pending.commitment,
+        seller=pending.seller,
         proxy_kind=proxy.kind,
         units=proxy.units,
     )

@@ -58,6 +58,7 @@ class PendingMask(BaseModel):
     pad_score: float
     n_records: int
     commitment: str
+    seller: str
 
 
 class HiddenRecord(BaseModel):

@@ -1,9 +1,12 @@
-"""Model owner, after payment: check the delivered data against what was scored.
+"""Model owner, before settling: check the delivered data against what was scored.
 
-The delivered records must match the commitment, and every value of the report (the total,
-each record's score if it has them, the pairwise term of an ``order=2`` artifact) must match
-the plaintext recomputation within ``rtol`` of its own magnitude plus the sealing noise
-(flooding and CKKS error, known from the artifact's record in the session).
+The delivered records must match the commitment (the salted Merkle root: with the seed for a
+full delivery, with each record's salt and inclusion proof for a subset), and every value of
+the report (the total, each record's score if it has them, the pairwise term of an
+``order=2`` artifact) must match the plaintext recomputation within ``rtol`` of its own
+magnitude plus the noise the data owner was allowed (flooding and CKKS error, known from
+the artifact's record; the Gaussian noise of a DP answer, declared in its signed header).
+The recomputation, not the report, is what a settlement prices.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ import numpy as np
 
 from mde.crypto.sealing import aggregate_exponent
 from mde.errors import DeliveryError
+from mde.numerics import clip_rows
 from mde.owner.session import HiddenRecord, SealedRecord, Session
 from mde.proxies.base import Proxy
 from mde.proxies.second_order import second_order_efficacy, second_order_step
 from mde.report import EfficacyReport
+from mde.validation import repeated_records
 from mde.wire.commitment import commit
 
-__all__ = ["verify_delivery"]
+__all__ = ["verify_delivery", "verified_scores", "recompute"]
 
-# a reported value may differ from the recomputation by this many sigmas of flooding noise
+# a reported value may differ from the recomputation by this many sigmas of its noise
 _SIGMAS = 8.0
 # CKKS error per record in hidden mode (scaled units)
 _HIDDEN_CKKS_ERROR = 2.0**-20
@@ -36,60 +41,78 @@ def _check(what: str, recomputed: float, reported: float | None, rtol: float, no
         )
 
 
-def verify_delivery(
-    proxy: Proxy, session: Session, X: Any, y: Any, report: EfficacyReport, *, rtol: float = 1e-4
-) -> None:
-    """Check delivered data against a report; return None if it matches.
-
-    Scores are recomputed on the records rounded to float32, the form the data owner scored
-    and committed (the sketch's cells are discontinuous, so a record on a cell edge may
-    round across it).
-
-    Raises
-    ------
-    DeliveryError
-        If the records differ from the committed ones, or a value differs from the report.
-    """
+def _prepare(
+    proxy: Proxy, session: Session, X: Any, y: Any, report: EfficacyReport
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, SealedRecord | HiddenRecord]:
     Xa, yi = proxy.validate(X, y)
-    if Xa.shape[0] != report.n_records:
-        raise DeliveryError(
-            f"{Xa.shape[0]} records delivered but the report is for {report.n_records}; "
-            "the record count was altered or the delivery is incomplete. Do not pay."
-        )
     if (report.proxy_kind, report.units) != (proxy.kind, proxy.units):
         raise DeliveryError(
             f"the report is for a {report.proxy_kind!r} proxy in other units; this proxy is "
             f"{proxy.kind!r}. Verify with the proxy that opened it."
-        )
-    if commit(Xa, yi) != report.commitment:
-        raise DeliveryError(
-            "delivered records do not match the commitment made when they were scored "
-            f"({Xa.shape[0]} records delivered, {report.n_records} scored); do not pay for them."
         )
     rec = session.artifacts.get(report.artifact_id)
     if rec is None:
         raise DeliveryError(
             f"report is for artifact {report.artifact_id!r}, which this proxy did not export."
         )
-    X32 = Xa.astype(np.float32).astype(np.float64)
-    labels = proxy.classes_[yi]
-    if isinstance(rec, HiddenRecord):
-        _verify_hidden(proxy, rec, X32, labels, report, rtol)
-    else:
-        _verify_sealed(proxy, rec, X32, labels, report, rtol)
+    return Xa, yi, Xa.astype(np.float32).astype(np.float64), rec
 
 
-def _verify_hidden(
+def recompute(
+    proxy: Proxy, X: np.ndarray, y: np.ndarray, clip: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-record scores and the summed psi of validated float32-rounded records, with the
+    data owner's screens (sketch, copies) and its DP clipping if it declared one."""
+    labels = proxy.classes_[y]
+    psi = proxy.psi(X, labels)
+    psi[repeated_records(X, y) | proxy.excluded(X, labels)] = 0.0
+    if clip is not None:
+        psi = clip_rows(psi, clip)
+    return psi @ proxy.w_, psi.sum(axis=0)
+
+
+def verify_delivery(
     proxy: Proxy,
-    rec: HiddenRecord,
-    X: np.ndarray,
-    y: np.ndarray,
+    session: Session,
+    X: Any,
+    y: Any,
     report: EfficacyReport,
-    rtol: float,
-) -> None:
-    scores = proxy.record_scores(X, y, exclude=False)  # the score graph has no membership sketch
-    noise = (_SIGMAS * rec.flood_sigma + len(scores) * _HIDDEN_CKKS_ERROR) / rec.scale
-    _check("efficacy", float(scores.sum()), report.efficacy, rtol, noise)
+    *,
+    seed: bytes,
+    rtol: float = 1e-4,
+) -> EfficacyReport:
+    """Check a full delivery against its report; return the verified report.
+
+    Scores are recomputed on the records rounded to float32, the form the data owner scored
+    and committed. ``seed`` is the data owner's salt seed (sent with the delivery).
+
+    Returns
+    -------
+    EfficacyReport
+        The recomputed (exact, noise-free) report: what a settlement prices.
+
+    Raises
+    ------
+    DeliveryError
+        If the records differ from the committed ones, or a value differs from the report.
+    """
+    Xa, yi, X32, rec = _prepare(proxy, session, X, y, report)
+    if Xa.shape[0] != report.n_records:
+        raise DeliveryError(
+            f"{Xa.shape[0]} records delivered but the report is for {report.n_records}; "
+            "the record count was altered or the delivery is incomplete. Do not pay."
+        )
+    if commit(Xa, yi, seed) != report.commitment:
+        raise DeliveryError(
+            "delivered records do not match the commitment made when they were scored "
+            f"({Xa.shape[0]} records delivered, {report.n_records} scored); do not pay for them."
+        )
+    if isinstance(rec, HiddenRecord):
+        scores = proxy.record_scores(X32, proxy.classes_[yi], exclude=False)  # no screens
+        noise = (_SIGMAS * rec.flood_sigma + len(scores) * _HIDDEN_CKKS_ERROR) / rec.scale
+        _check("efficacy", float(scores.sum()), report.efficacy, rtol, noise)
+        return report.model_copy(update={"efficacy": float(scores.sum())})
+    return _verify_sealed(proxy, rec, X32, yi, report, rtol)
 
 
 def _verify_sealed(
@@ -99,9 +122,10 @@ def _verify_sealed(
     y: np.ndarray,
     report: EfficacyReport,
     rtol: float,
-) -> None:
-    scores = proxy.record_scores(X, y)
-    noise = _SIGMAS * rec.flood_sigma * rec.scale  # per sealed block
+) -> EfficacyReport:
+    scores, s = recompute(proxy, X, y, report.dp_clip)
+    dp = report.dp_noise or 0.0
+    noise = _SIGMAS * (rec.flood_sigma * rec.scale + dp)  # per sealed block
     pair = rec.pairwise
     if (pair is None) != (report.pairwise is None):
         raise DeliveryError(
@@ -115,30 +139,83 @@ def _verify_sealed(
             i = int(np.argmax(bad))
             raise DeliveryError(
                 f"record {i}'s score is {scores[i]:.6g} but the sealed score said "
-                f"{reported[i]:.6g}; "
-                "the data owner's scores do not match the proxy's."
+                f"{reported[i]:.6g}; the data owner's scores do not match the proxy's."
             )
         total_noise = noise * np.sqrt(len(scores))
     else:
-        total_noise = noise * 2.0 ** aggregate_exponent(len(scores))
+        flood = _SIGMAS * rec.flood_sigma * rec.scale * 2.0 ** aggregate_exponent(len(scores))
+        total_noise = flood + _SIGMAS * dp
     A = float(scores.sum())
+    exact: dict[str, Any] = {"efficacy": A, "dp_noise": None}
+    if report.record_scores is not None:
+        exact["record_scores"] = scores.tolist()
     if pair is None:
-        return _check("efficacy", A, report.efficacy, rtol, total_noise)
+        _check("efficacy", A, report.efficacy, rtol, total_noise)
+        return report.model_copy(update=exact)
     if proxy.Q_ is None:
         raise DeliveryError(
             "the report is for an order-2 artifact but this proxy has no pairwise term."
         )
     _check("first-order efficacy", A, report.first_order, rtol, total_noise)
-    s = proxy.psi_sum(X, y)
-    B = float(s @ proxy.Q_ @ s)
+    Q = proxy.Q_
+    B = float(s @ Q @ s)
     pair_noise = _SIGMAS * rec.flood_sigma * pair.scale * 4.0 ** aggregate_exponent(len(scores))
+    if report.dp_clip is not None and report.dp_noise is not None:  # B of the noisy sum
+        sd = report.dp_noise / float(np.linalg.norm(proxy.w_))  # noise per psi coordinate
+        spread = 2 * float(np.linalg.norm(Q @ s)) * sd
+        pair_noise += _SIGMAS * (spread + float(np.linalg.norm(Q)) * sd**2)
+        pair_noise += abs(float(np.trace(Q))) * sd**2
     _check("pairwise term", B, report.pairwise, rtol, pair_noise)
     c = proxy.curvature_share
     r = second_order_step(len(scores), proxy.n_train_, c)
+    efficacy = second_order_efficacy(A, B, len(scores), proxy.n_train_, c)
     _check(
         "efficacy",
-        second_order_efficacy(A, B, len(scores), proxy.n_train_, c),
+        efficacy,
         report.efficacy,
         rtol,
         r * (total_noise + rtol * abs(A)) + r * r * (pair_noise + rtol * abs(B)) / 2,
     )
+    return report.model_copy(update=exact | {"efficacy": efficacy, "first_order": A, "pairwise": B})
+
+
+def verified_scores(
+    proxy: Proxy,
+    session: Session,
+    X: Any,
+    y: Any,
+    index: np.ndarray,
+    report: EfficacyReport,
+    *,
+    rtol: float = 1e-4,
+) -> np.ndarray:
+    """Verified scores of a delivered subset (its commitment proofs already checked).
+
+    Each record is scored on its own; a record the report scored as zero (within its
+    noise: a copy of an earlier record or a known one in the whole offer) stays zero.
+
+    Raises
+    ------
+    DeliveryError
+        If the report has no per-record scores, or a record's score differs from the
+        report's.
+    """
+    if report.record_scores is None:
+        raise DeliveryError(
+            "a subset can only be settled against per-record scores; this report has a total."
+        )
+    Xa, yi, X32, rec = _prepare(proxy, session, X, y, report)
+    if not isinstance(rec, SealedRecord):
+        raise DeliveryError("subsets are settled in sealed-value mode only.")
+    scores, _ = recompute(proxy, X32, yi, report.dp_clip)
+    reported = np.asarray(report.record_scores)[index]
+    noise = _SIGMAS * (rec.flood_sigma * rec.scale + (report.dp_noise or 0.0))
+    zero = np.abs(reported) <= noise
+    bad = ~zero & ~(np.abs(scores - reported) <= rtol * np.abs(scores) + noise)
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise DeliveryError(
+            f"record {int(index[i])}'s score is {scores[i]:.6g} but the sealed score said "
+            f"{reported[i]:.6g}; the data owner's scores do not match the proxy's."
+        )
+    return np.where(zero, 0.0, scores)

@@ -35,6 +35,7 @@ _SCALARS = (
     "psi_dim_",
     "fidelity_",
     "build_seconds_",
+    "psi_clip_",
 )
 
 
@@ -53,7 +54,8 @@ class Proxy(ABC):
     """Base class of all proxies (a scikit-learn style estimator).
 
     Fitted attributes (set by ``fit``): ``classes_``, ``n_features_in_``, ``psi_dim_``,
-    ``w_`` (secret), ``n_train_``, ``fidelity_``, ``build_seconds_``, ``known_`` (the
+    ``w_`` (secret), ``n_train_``, ``fidelity_``, ``build_seconds_``, ``psi_clip_`` (public
+    99th percentile of test records' psi norm, the default DP clip bound), ``known_`` (the
     membership sketch of the training records, or None), ``Q_`` and ``data_curvature_``
     (``order=2`` only, else None).
     """
@@ -77,6 +79,7 @@ class Proxy(ABC):
     psi_dim_: int
     fidelity_: float
     build_seconds_: float
+    psi_clip_: float
     known_: MembershipSketch | None = None
     Q_: np.ndarray | None = None
     data_curvature_: float | None = None
@@ -107,6 +110,9 @@ class Proxy(ABC):
         self.psi_dim_ = int(self.w_.shape[0])
         agree = self._predict_idx(Xte) == np.argmax(bb.predict_proba(Xte), axis=1)
         self.fidelity_ = float(np.mean(agree))
+        norms = np.linalg.norm(self._psi_batch(Xte, yte), axis=1)
+        # public L2 bound for a data owner's DP answers: most test-like records are not clipped
+        self.psi_clip_ = float(np.quantile(norms, 0.99)) or 1.0
         self.build_seconds_ = time.perf_counter() - start
         return self
 

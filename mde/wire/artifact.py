@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mde.crypto.params import CKKSParams, Layout, check_params, hidden_params, make_layout
 from mde.errors import ArtifactError
 from mde.wire.envelope import Envelope, read_bytes
+
+if TYPE_CHECKING:
+    from mde.wire.signing import SigningKey
 
 __all__ = [
     "ArtifactManifest",
@@ -62,6 +65,7 @@ class ArtifactManifest(ManifestBase):
     ckks: CKKSParams
     layout: Layout
     pairwise_layout: Layout | None = None
+    psi_clip: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
 
 
 class HiddenManifest(ManifestBase):
@@ -86,15 +90,32 @@ class SealedArtifact:
 
     format = SEALED_FORMAT
 
-    def __init__(self, manifest: ArtifactManifest, members: dict[str, bytes]) -> None:
+    def __init__(
+        self,
+        manifest: ArtifactManifest,
+        members: dict[str, bytes],
+        envelope: Envelope | None = None,
+    ) -> None:
         self.manifest = manifest
         self.members = members
-        self._envelope = Envelope(SEALED_FORMAT, manifest.model_dump(mode="json"), members)
+        self._envelope = envelope or Envelope(
+            SEALED_FORMAT, manifest.model_dump(mode="json"), members
+        )
 
     @property
     def digest(self) -> str:
-        """Content hash (SHA-256 of the envelope header, which hashes every member)."""
+        """Content hash (SHA-256 of the envelope header, which hashes every member and names
+        the signer)."""
         return self._envelope.digest
+
+    @property
+    def signer(self) -> str | None:
+        """The model owner's public key (hex) if signed."""
+        return self._envelope.signer
+
+    def signed(self, key: SigningKey) -> SealedArtifact:
+        """This artifact signed by the model owner's ``key``."""
+        return SealedArtifact(self.manifest, self.members, self._envelope.signed(key))
 
     def to_bytes(self) -> bytes:
         return self._envelope.to_bytes()
@@ -132,7 +153,7 @@ class SealedArtifact:
                 f"artifact members {sorted(env.members)[:8]} do not match its manifest "
                 f"(expected {sorted(expected)[:8]} and optionally known.npz); refusing it."
             )
-        return cls(m, dict(env.members))
+        return cls(m, dict(env.members), env)
 
     def write(self, path: str | os.PathLike[str]) -> None:
         self._envelope.write(path)
@@ -143,13 +164,22 @@ class HiddenArtifact:
 
     format = HIDDEN_FORMAT
 
-    def __init__(self, manifest: HiddenManifest) -> None:
+    def __init__(self, manifest: HiddenManifest, envelope: Envelope | None = None) -> None:
         self.manifest = manifest
-        self._envelope = Envelope(HIDDEN_FORMAT, manifest.model_dump(mode="json"))
+        self._envelope = envelope or Envelope(HIDDEN_FORMAT, manifest.model_dump(mode="json"))
 
     @property
     def digest(self) -> str:
         return self._envelope.digest
+
+    @property
+    def signer(self) -> str | None:
+        """The model owner's public key (hex) if signed."""
+        return self._envelope.signer
+
+    def signed(self, key: SigningKey) -> HiddenArtifact:
+        """This artifact signed by the model owner's ``key``."""
+        return HiddenArtifact(self.manifest, self._envelope.signed(key))
 
     def to_bytes(self) -> bytes:
         return self._envelope.to_bytes()
@@ -183,7 +213,7 @@ class HiddenArtifact:
             raise ArtifactError(
                 "hidden-mode artifact's input shapes do not match its features and classes."
             )
-        return cls(m)
+        return cls(m, env)
 
     def write(self, path: str | os.PathLike[str]) -> None:
         self._envelope.write(path)

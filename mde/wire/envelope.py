@@ -22,15 +22,20 @@ import json
 import os
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from mde.errors import MDEError
-from mde.wire.versions import FORMAT_VERSIONS, MDE_VERSION
+from mde.wire.signing import verify_signature
+from mde.wire.versions import FORMAT_VERSIONS, MDE_VERSION, SIGNED_FORMATS
+
+if TYPE_CHECKING:
+    from mde.wire.signing import SigningKey
 
 __all__ = ["Envelope", "read_bytes", "canonical_json"]
 
 _HEADER = "envelope.json"
+_SIGNATURE = "envelope.sig"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 # a crafted file must not make a reader allocate without bound: envelopes are bounded
 MAX_ENVELOPE_BYTES = 8 * 2**30
@@ -74,17 +79,62 @@ class Envelope:
     header: Mapping[str, Any]
     members: Mapping[str, bytes] = field(default_factory=dict)
     mde_version: str = MDE_VERSION
+    signer: str | None = None
+    signature: bytes | None = None
 
     def _header_bytes(self) -> bytes:
-        return canonical_json(
-            {
-                "format": self.format,
-                "version": FORMAT_VERSIONS[self.format],
-                "mde_version": self.mde_version,
-                "header": dict(self.header),
-                "members": {k: _sha256(v) for k, v in self.members.items()},
-            }
-        )
+        doc = {
+            "format": self.format,
+            "version": FORMAT_VERSIONS[self.format],
+            "mde_version": self.mde_version,
+            "header": dict(self.header),
+            "members": {k: _sha256(v) for k, v in self.members.items()},
+        }
+        if self.signer is not None:
+            doc["signer"] = self.signer
+        return canonical_json(doc)
+
+    def signed(self, key: SigningKey) -> Envelope:
+        """This envelope signed by ``key`` (its public key becomes :attr:`signer`)."""
+        unsigned = replace(self, signer=key.public_hex, signature=None)
+        return replace(unsigned, signature=key.sign(unsigned._header_bytes()))
+
+    @property
+    def signature_valid(self) -> bool:
+        """Whether the envelope is signed and its signature verifies under :attr:`signer`."""
+        if self.signer is None or self.signature is None:
+            return False
+        return verify_signature(self.signer, self.signature, self._header_bytes())
+
+    def check_signature(self, error: type[MDEError], expect_signer: str | None = None) -> str:
+        """Return the signer after checking the signature (and that it is ``expect_signer``).
+
+        Raises
+        ------
+        error
+            If the envelope is unsigned or its signature does not verify (it was changed
+            after signing).
+        IdentityError
+            If it is validly signed by another key than ``expect_signer``.
+        """
+        if self.signer is None or self.signature is None:
+            raise error(
+                f"{self.format} is not signed; MDE only accepts signed messages from the other "
+                "party. Ask it to send one made with a current MDE."
+            )
+        if not self.signature_valid:
+            raise error(
+                f"{self.format}'s signature does not verify: it was changed after it was signed "
+                "(a header field, a member or their order). Refusing it."
+            )
+        if expect_signer is not None and self.signer != expect_signer:
+            from mde.errors import IdentityError
+
+            raise IdentityError(
+                f"{self.format} is signed by {self.signer[:16]}..., not by the pinned key "
+                f"{expect_signer[:16]}...; it does not come from the party you deal with."
+            )
+        return self.signer
 
     @property
     def digest(self) -> str:
@@ -93,9 +143,14 @@ class Envelope:
 
     def to_bytes(self) -> bytes:
         """The canonical zip (same content, same bytes)."""
-        if _HEADER in self.members:
-            raise ValueError(f"{_HEADER!r} is reserved for the envelope header")
-        return _zip([(_HEADER, self._header_bytes())] + sorted(self.members.items()))
+        if _HEADER in self.members or _SIGNATURE in self.members:
+            raise ValueError(f"{_HEADER!r} and {_SIGNATURE!r} are reserved for the envelope")
+        head = [(_HEADER, self._header_bytes())]
+        if self.signer is not None:
+            if self.signature is None:
+                raise ValueError("an envelope with a signer needs its signature")
+            head.append((_SIGNATURE, self.signature))
+        return _zip(head + sorted(self.members.items()))
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`to_bytes` to ``path`` atomically (a crash leaves the old file whole)."""
@@ -169,12 +224,24 @@ class Envelope:
                 f"{fmt} envelope header is malformed (header and members must be objects, "
                 "mde_version a string)."
             )
+        signer = raw.get("signer")
+        signature = None
+        if signer is not None:
+            if not isinstance(signer, str) or len(files) < 2 or files[1][0] != _SIGNATURE:
+                raise error(f"{fmt} envelope names a signer but holds no signature; refusing it.")
+            signature = files[1][1]
+            files = files[1:]
+        elif fmt in SIGNED_FORMATS:
+            raise error(
+                f"{fmt} is not signed; MDE only accepts signed messages from the other party. "
+                "Ask it to send one made with a current MDE."
+            )
         members = dict(files[1:])
         if set(hashes) != set(members) or any(_sha256(members[k]) != hashes[k] for k in members):
             raise error(
                 f"{fmt} members do not match their hashes (tampered or damaged); refusing it."
             )
-        env = cls(fmt, header, members, made_by)
+        env = cls(fmt, header, members, made_by, signer, signature)
         try:
             canonical = env.to_bytes() == data
         except (ValueError, TypeError):
@@ -184,6 +251,8 @@ class Envelope:
                 f"{fmt} file was modified outside its members (not the canonical encoding); "
                 "refusing it."
             )
+        if signer is not None:
+            env.check_signature(error)
         return env
 
 

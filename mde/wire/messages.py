@@ -13,12 +13,15 @@ from __future__ import annotations
 import math
 import os
 import struct
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from mde.errors import ProtocolError
 from mde.wire.envelope import Envelope
+
+if TYPE_CHECKING:
+    from mde.wire.signing import SigningKey
 
 __all__ = [
     "EncryptedRecords",
@@ -66,13 +69,42 @@ class Message(BaseModel):
     format: ClassVar[str]
     blob_field: ClassVar[str | None] = None
     blob_member: ClassVar[str | None] = None
+    _signer: str | None = PrivateAttr(default=None)
+    _signature: bytes | None = PrivateAttr(default=None)
 
     def _envelope(self) -> Envelope:
         if self.blob_field is None:
-            return Envelope(self.format, self.model_dump(mode="json"))
-        value = getattr(self, self.blob_field)
-        blobs = {self.blob_member: value} if self.blob_member else value
-        return Envelope(self.format, self.model_dump(mode="json", exclude={self.blob_field}), blobs)
+            header, blobs = self.model_dump(mode="json"), dict[str, bytes]()
+        else:
+            value = getattr(self, self.blob_field)
+            blobs = {self.blob_member: value} if self.blob_member else dict(value)
+            header = self.model_dump(mode="json", exclude={self.blob_field})
+        return Envelope(self.format, header, blobs, signer=self._signer, signature=self._signature)
+
+    @property
+    def signer(self) -> str | None:
+        """The sender's public key (hex) if signed."""
+        return self._signer
+
+    def signed(self: M, key: SigningKey) -> M:
+        """A copy of this message signed by the sender's ``key``."""
+        env = self._envelope().signed(key)
+        out = self.model_copy()
+        out._signer, out._signature = env.signer, env.signature
+        return out
+
+    def check_signature(self, expect_signer: str | None = None) -> str:
+        """The sender's key after checking the signature covers every current field (and,
+        if given, that it is ``expect_signer``).
+
+        Raises
+        ------
+        ProtocolError
+            If the message is unsigned or changed after signing.
+        IdentityError
+            If another key signed it.
+        """
+        return self._envelope().check_signature(ProtocolError, expect_signer)
 
     def to_bytes(self) -> bytes:
         return self._envelope().to_bytes()
@@ -110,9 +142,11 @@ class Message(BaseModel):
                     fields[cls.blob_field] = env.members[cls.blob_member]
             elif env.members:
                 raise ProtocolError(f"{cls.format} must hold no members.")
-            return cls(**fields)
+            msg = cls(**fields)
         except ValidationError as exc:
             raise ProtocolError(f"{cls.format} message is invalid: {exc}") from exc
+        msg._signer, msg._signature = env.signer, env.signature
+        return msg
 
 
 _ID = Field(min_length=1, max_length=64)
@@ -175,4 +209,7 @@ class DataOwnerKey(Message):
     artifact_id: str = _ID
     request_id: str = _ID
     decrypted: list[str] = Field(default_factory=list)
+    commitment: str = _HEX
+    dataset: str = _HEX
+    n_records: int = Field(ge=1)
     secret_context: bytes

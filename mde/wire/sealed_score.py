@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mde.errors import SealedScoreError
 from mde.wire.envelope import Envelope
+
+if TYPE_CHECKING:
+    from mde.wire.signing import SigningKey
 
 __all__ = ["SealedScore", "SealedHeader"]
 
@@ -28,6 +33,8 @@ class SealedHeader(BaseModel):
     per_record: bool
     commitment: str = Field(pattern=r"^[0-9a-f]{64}$")
     n_ciphertexts: int = Field(ge=1, le=_MAX_CIPHERTEXTS)
+    dp_clip: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    dp_noise_multiplier: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
 
 
 class SealedScore:
@@ -43,13 +50,45 @@ class SealedScore:
 
     format = FORMAT
 
-    def __init__(self, header: SealedHeader, ciphertexts: list[bytes]) -> None:
+    def __init__(
+        self,
+        header: SealedHeader,
+        ciphertexts: list[bytes],
+        signer: str | None = None,
+        signature: bytes | None = None,
+    ) -> None:
         if header.n_ciphertexts != len(ciphertexts):
             raise SealedScoreError(
                 f"header announces {header.n_ciphertexts} ciphertexts, {len(ciphertexts)} given."
             )
         self.header = header
         self.ciphertexts = ciphertexts
+        self.signer = signer
+        self.signature = signature
+
+    def envelope(self) -> Envelope:
+        """The wire envelope of the current header and ciphertexts (with the signature)."""
+        members = {_member(i): c for i, c in enumerate(self.ciphertexts)}
+        return Envelope(
+            FORMAT,
+            self.header.model_dump(mode="json"),
+            members,
+            signer=self.signer,
+            signature=self.signature,
+        )
+
+    def check_signature(self, expect_signer: str | None = None) -> str:
+        """The data owner's key after checking that the signature covers the current header
+        and every ciphertext in its position (and, if given, that it is ``expect_signer``).
+
+        Raises
+        ------
+        SealedScoreError
+            If it is unsigned or anything changed after signing.
+        IdentityError
+            If another key signed it.
+        """
+        return self.envelope().check_signature(SealedScoreError, expect_signer)
 
     @property
     def artifact_id(self) -> str:
@@ -65,8 +104,7 @@ class SealedScore:
 
     def to_bytes(self) -> bytes:
         """Serialize in the wire envelope (format ``mde-sealed-score``)."""
-        members = {_member(i): c for i, c in enumerate(self.ciphertexts)}
-        return Envelope(FORMAT, self.header.model_dump(mode="json"), members).to_bytes()
+        return self.envelope().to_bytes()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SealedScore:
@@ -92,7 +130,7 @@ class SealedScore:
                 f"sealed score holds {len(env.members)} ciphertext members; its header announces "
                 f"{header.n_ciphertexts}. It is truncated or padded."
             )
-        return cls(header, [env.members[n] for n in names])
+        return cls(header, [env.members[n] for n in names], env.signer, env.signature)
 
     @classmethod
     def build(
@@ -104,8 +142,14 @@ class SealedScore:
         per_record: bool,
         commitment: str,
         ciphertexts: list[bytes],
+        key: SigningKey,
+        dp_clip: float | None = None,
+        dp_noise_multiplier: float | None = None,
     ) -> SealedScore:
+        """A sealed score signed by the data owner's ``key``."""
         header = SealedHeader(
+            dp_clip=dp_clip,
+            dp_noise_multiplier=dp_noise_multiplier,
             artifact_id=artifact_id,
             manifest_sha256=manifest_sha256,
             n_records=n_records,
@@ -113,7 +157,8 @@ class SealedScore:
             commitment=commitment,
             n_ciphertexts=len(ciphertexts),
         )
-        return cls(header, ciphertexts)
+        env = cls(header, ciphertexts).envelope().signed(key)
+        return cls(header, ciphertexts, env.signer, env.signature)
 
     def __repr__(self) -> str:
         return (

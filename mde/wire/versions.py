@@ -15,19 +15,38 @@ from __future__ import annotations
 
 from mde.version import __version__ as MDE_VERSION
 
-__all__ = ["FORMAT_VERSIONS", "MDE_VERSION"]
+__all__ = ["FORMAT_VERSIONS", "MDE_VERSION", "SIGNED_FORMATS"]
 
 FORMAT_VERSIONS: dict[str, int] = {
     # model owner -> data owner
-    "mde-artifact": 3,  # sealed-value artifact: psi graph, Enc(w), public context, sketch
-    "mde-hidden-artifact": 2,  # hidden mode: shapes and CKKS parameters only
-    "mde-masked-result": 2,  # hidden mode: masked ciphertext of slot sums
+    "mde-artifact": 4,  # sealed-value artifact: psi graph, Enc(w), public context, sketch
+    "mde-hidden-artifact": 3,  # hidden mode: shapes and CKKS parameters only
+    "mde-masked-result": 3,  # hidden mode: masked ciphertext of slot sums
     # data owner -> model owner
-    "mde-sealed-score": 2,  # sealed-value mode: masked, re-randomised ciphertexts
-    "mde-encrypted-records": 2,  # hidden mode: encrypted records and public context
-    "mde-partial-result": 2,  # hidden mode: the flooded sum (one number)
+    "mde-sealed-score": 3,  # sealed-value mode: masked, re-randomised ciphertexts
+    "mde-encrypted-records": 3,  # hidden mode: encrypted records and public context
+    "mde-partial-result": 3,  # hidden mode: the flooded sum (one number)
+    # the deal, after the score is opened (signed)
+    "mde-quote": 1,  # model owner -> data owner: provisional price of an opened score
+    "mde-delivery": 1,  # data owner -> model owner: records, salts and Merkle proofs
+    "mde-settlement": 1,  # model owner -> data owner: the verified price that settles
     # kept by one owner
     "mde-data-owner-key": 2,  # hidden mode: the data owner's secret key and request state
-    "mde-proxy": 2,  # the model owner's private proxy file (w, secret key, session)
-    "mde-report": 1,  # the opened efficacy report (JSON document, see mde.report)
+    "mde-proxy": 3,  # the model owner's private proxy file (w, secret key, session)
+    "mde-report": 2,  # the opened efficacy report (JSON document, see mde.report)
 }
+
+#: formats that cross between the owners: a reader refuses them unsigned (mde.wire.signing)
+SIGNED_FORMATS: frozenset[str] = frozenset(
+    {
+        "mde-artifact",
+        "mde-hidden-artifact",
+        "mde-masked-result",
+        "mde-sealed-score",
+        "mde-encrypted-records",
+        "mde-partial-result",
+        "mde-quote",
+        "mde-delivery",
+        "mde-settlement",
+    }
+)

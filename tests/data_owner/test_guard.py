@@ -8,6 +8,9 @@ import pytest
 import mde
 from mde.data_owner.guard import TEMPLATES, admit_graph
 from mde.wire.artifact import SealedArtifact
+from mde.wire.signing import SigningKey
+
+FORGER = SigningKey.generate()  # whoever crafts a message signs it with its own key
 
 
 def _with_graph(artifact_bytes: bytes, graph: bytes, kind: str | None = None) -> bytes:
@@ -15,7 +18,7 @@ def _with_graph(artifact_bytes: bytes, graph: bytes, kind: str | None = None) ->
     manifest = (
         art.manifest if kind is None else art.manifest.model_copy(update={"proxy_kind": kind})
     )
-    return SealedArtifact(manifest, {**art.members, "psi.onnx": graph}).to_bytes()
+    return SealedArtifact(manifest, {**art.members, "psi.onnx": graph}).signed(FORGER).to_bytes()
 
 
 def _identity_graph(d: int) -> bytes:

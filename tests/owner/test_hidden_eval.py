@@ -14,6 +14,9 @@ from mde.crypto.context import new_context, public_context_bytes
 from mde.crypto.params import hidden_params
 from mde.wire.envelope import Envelope
 from mde.wire.messages import DataOwnerKey, EncryptedRecords, MaskedResult, PartialResult
+from mde.wire.signing import SigningKey
+
+FORGER = SigningKey.generate()  # whoever crafts a message signs it with its own key
 
 
 @pytest.fixture(scope="module")
@@ -218,9 +221,11 @@ def test_partial_results_must_answer_a_pending_result(poly, flow, digits, model)
     with pytest.raises(mde.ProtocolError):
         twin.open(partial)
     # a non-finite or non-numeric value is not a partial result
-    raw = Envelope(
-        "mde-partial-result", {**partial.model_dump(mode="json"), "value": "nan"}
-    ).to_bytes()
+    raw = (
+        Envelope("mde-partial-result", {**partial.model_dump(mode="json"), "value": "nan"})
+        .signed(FORGER)
+        .to_bytes()
+    )
     with pytest.raises(mde.SealedScoreError):
         poly.open(b"not an envelope")
     with pytest.raises(mde.ProtocolError, match="valid number"):

@@ -13,6 +13,9 @@ from mde.proxies.heads import fit_softmax_head, head_hessian, head_psi, head_tes
 from mde.proxies.second_order import second_order_efficacy
 from mde.wire.artifact import read_artifact
 from mde.wire.envelope import Envelope
+from mde.wire.signing import SigningKey
+
+FORGER = SigningKey.generate()  # whoever crafts a message signs it with its own key
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +271,7 @@ def test_rehashed_manifest_with_another_pairwise_layout_is_refused(proxy2, tmp_p
     assert header["pairwise_layout"]["tiles"] != 3
     # would mask blocks that are not the pairwise total
     header["pairwise_layout"] = {**header["pairwise_layout"], "tiles": 3}
-    forged = Envelope("mde-artifact", header, dict(env.members)).to_bytes()
+    forged = Envelope("mde-artifact", header, dict(env.members)).signed(FORGER).to_bytes()
     # a well-formed envelope: only the manifest's own check can refuse it
     assert Envelope.from_bytes(forged, "mde-artifact", ArtifactError).header == header
     with pytest.raises(mde.ArtifactError, match="pairwise layout"):

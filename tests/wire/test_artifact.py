@@ -15,7 +15,10 @@ import mde
 from mde.crypto.context import new_context, secret_context_bytes
 from mde.wire.artifact import HiddenArtifact, SealedArtifact, read_artifact
 from mde.wire.envelope import Envelope, canonical_json
+from mde.wire.signing import SigningKey
 from mde.wire.versions import FORMAT_VERSIONS
+
+FORGER = SigningKey.generate()  # whoever crafts a message signs it with its own key
 
 FORMAT = "mde-artifact"
 
@@ -44,7 +47,7 @@ def _parts(artifact) -> tuple[dict, dict[str, bytes]]:
 
 def _reenvelope(header: dict, members: dict[str, bytes]) -> bytes:
     """A consistently re-hashed artifact (what anyone can make with the public format)."""
-    return Envelope(FORMAT, header, members).to_bytes()
+    return Envelope(FORMAT, header, members).signed(FORGER).to_bytes()
 
 
 def _flip(data: bytes) -> bytes:
@@ -210,7 +213,7 @@ def test_missing_extra_member_wrong_version_and_garbage_are_refused(artifact, tm
             mde.load_artifact(old)
     # another format: a sealed score, a hidden-mode request, a proxy file are no artifacts
     with pytest.raises(mde.ArtifactError, match="expected an MDE"):
-        mde.load_artifact(Envelope("mde-sealed-score", header, members).to_bytes())
+        mde.load_artifact(Envelope("mde-sealed-score", header, members).signed(FORGER).to_bytes())
     with pytest.raises(mde.ArtifactError):
         mde.load_artifact(b"not a zip at all")
     with pytest.raises(mde.ArtifactError, match="does not exist"):
@@ -248,7 +251,7 @@ def test_artifact_is_small_and_recorded_by_the_owner(proxy, artifact):
 
 def test_an_artifact_from_another_mde_version_loads(proxy, artifact, digits):
     header, members = _parts(artifact)
-    other = Envelope(FORMAT, header, members, mde_version="0.1.0").to_bytes()
+    other = Envelope(FORMAT, header, members, mde_version="0.1.0").signed(FORGER).to_bytes()
     scorer = mde.load_artifact(other)
     assert scorer.artifact_id == header["artifact_id"]
     np.testing.assert_allclose(
@@ -311,9 +314,11 @@ def test_hidden_artifact_format_is_checked(digits, model, tmp_path):
     }
     for match, edited in edits.items():
         with pytest.raises(mde.ArtifactError, match=match):
-            mde.load_artifact(Envelope("mde-hidden-artifact", edited).to_bytes())
+            mde.load_artifact(Envelope("mde-hidden-artifact", edited).signed(FORGER).to_bytes())
     with pytest.raises(mde.ArtifactError, match="manifest only"):
-        mde.load_artifact(Envelope("mde-hidden-artifact", header, {"w_0.ckks": b"x"}).to_bytes())
+        mde.load_artifact(
+            Envelope("mde-hidden-artifact", header, {"w_0.ckks": b"x"}).signed(FORGER).to_bytes()
+        )
     # a hidden manifest in a sealed-value envelope (or the reverse) is refused
     with pytest.raises(mde.ArtifactError, match="invalid"):
-        mde.load_artifact(Envelope(FORMAT, header).to_bytes())
+        mde.load_artifact(Envelope(FORMAT, header).signed(FORGER).to_bytes())

@@ -13,7 +13,10 @@ import pytest
 
 import mde
 from mde.wire.envelope import Envelope, canonical_json
+from mde.wire.signing import SigningKey
 from mde.wire.versions import FORMAT_VERSIONS
+
+FORGER = SigningKey.generate()  # whoever crafts a message signs it with its own key
 
 FMT = "mde-sealed-score"
 ERRORS = [mde.ArtifactError, mde.StorageError, mde.SealedScoreError, mde.ProtocolError]
@@ -105,9 +108,9 @@ def test_digest_is_stable_and_covers_every_member(env):
 
 def test_reserved_member_name_and_nan_cannot_be_written():
     with pytest.raises(ValueError, match="reserved"):
-        Envelope(FMT, {}, {"envelope.json": b""}).to_bytes()
+        Envelope(FMT, {}, {"envelope.json": b""}).signed(FORGER).to_bytes()
     with pytest.raises(ValueError):
-        Envelope(FMT, {"x": float("nan")}).to_bytes()
+        Envelope(FMT, {"x": float("nan")}).signed(FORGER).to_bytes()
 
 
 @pytest.mark.parametrize("error", ERRORS)
@@ -269,7 +272,7 @@ def test_malformed_envelope_fields_are_refused(error):
 def test_a_file_from_another_mde_version_reads_fine():
     """Only the format version gates reading; the writer's MDE version is informational."""
     for version in ("0.0.1", "99.0.0", "1.0.0rc1+local"):
-        data = Envelope(FMT, HEADER, MEMBERS, mde_version=version).to_bytes()
+        data = Envelope(FMT, HEADER, MEMBERS, mde_version=version).signed(FORGER).to_bytes()
         back = Envelope.from_bytes(data, FMT, mde.SealedScoreError)
         assert back.mde_version == version and dict(back.members) == MEMBERS
         assert back.to_bytes() == data

@@ -15,8 +15,10 @@ from mde.wire.messages import (
     join_blobs,
     split_blobs,
 )
+from mde.wire.signing import SigningKey
 
 HEX = "ab" * 32
+KEY = SigningKey.generate()
 MESSAGES = [
     EncryptedRecords(
         artifact_id="a",
@@ -26,10 +28,18 @@ MESSAGES = [
         n_batches=1,
         commitment=HEX,
         blobs={"context.tenseal": b"ctx", "b0_X": b"x", "b0_Y": b"y"},
+    ).signed(KEY),
+    MaskedResult(artifact_id="a", request_id="r", result_id="s", ciphertext=b"\x00ct").signed(KEY),
+    PartialResult(artifact_id="a", request_id="r", result_id="s", value=-1.25).signed(KEY),
+    DataOwnerKey(
+        artifact_id="a",
+        request_id="r",
+        decrypted=["s"],
+        commitment=HEX,
+        dataset=HEX,
+        n_records=3,
+        secret_context=b"secret",
     ),
-    MaskedResult(artifact_id="a", request_id="r", result_id="s", ciphertext=b"\x00ct"),
-    PartialResult(artifact_id="a", request_id="r", result_id="s", value=-1.25),
-    DataOwnerKey(artifact_id="a", request_id="r", decrypted=["s"], secret_context=b"secret"),
 ]
 
 
@@ -59,10 +69,14 @@ def test_members_must_be_exactly_the_declared_ones():
     header = masked.model_dump(mode="json", exclude={"ciphertext"})
     for members in ({}, {"score.ckks": b"x", "extra": b"y"}, {"other.ckks": b"x"}):
         with pytest.raises(mde.ProtocolError, match="exactly member 'score.ckks'"):
-            MaskedResult.from_bytes(Envelope(MaskedResult.format, header, members).to_bytes())
+            MaskedResult.from_bytes(
+                Envelope(MaskedResult.format, header, members).signed(KEY).to_bytes()
+            )
     with pytest.raises(mde.ProtocolError, match="no members"):
         PartialResult.from_bytes(
-            Envelope(PartialResult.format, partial.model_dump(mode="json"), {"x": b""}).to_bytes()
+            Envelope(PartialResult.format, partial.model_dump(mode="json"), {"x": b""})
+            .signed(KEY)
+            .to_bytes()
         )
     key_header = key.model_dump(mode="json", exclude={"secret_context"})
     with pytest.raises(mde.ProtocolError, match="exactly member"):
@@ -80,13 +94,17 @@ def test_invalid_fields_are_refused():
         {"artifact_id": "a" * 65},
     ):
         with pytest.raises(mde.ProtocolError, match="invalid"):
-            PartialResult.from_bytes(Envelope(PartialResult.format, {**partial, **edit}).to_bytes())
+            PartialResult.from_bytes(
+                Envelope(PartialResult.format, {**partial, **edit}).signed(KEY).to_bytes()
+            )
     records = MESSAGES[0]
     header = records.model_dump(mode="json", exclude={"blobs"})
     for edit in ({"n_records": 0}, {"n_batches": 0}, {"commitment": "xyz"}):
         with pytest.raises(mde.ProtocolError, match="invalid"):
             EncryptedRecords.from_bytes(
-                Envelope(EncryptedRecords.format, {**header, **edit}, records.blobs).to_bytes()
+                Envelope(EncryptedRecords.format, {**header, **edit}, records.blobs)
+                .signed(KEY)
+                .to_bytes()
             )
 
 
@@ -98,3 +116,17 @@ def test_blob_lists_split_back_and_refuse_truncation():
     for bad in (joined[:-1], joined[:5], joined + b"\x01"):
         with pytest.raises(mde.ProtocolError, match="truncated"):
             split_blobs(bad)
+
+
+@pytest.mark.parametrize("message", MESSAGES[:3], ids=lambda m: m.format)
+def test_messages_between_owners_must_be_signed_and_unchanged(message):
+    unsigned = type(message).model_validate(message.model_dump())  # same fields, no signature
+    with pytest.raises(mde.ProtocolError, match="not signed"):
+        type(message).from_bytes(unsigned._envelope().to_bytes())
+    assert message.check_signature(KEY.public_hex) == KEY.public_hex
+    field = "request_id"
+    edited = message.model_copy(update={field: "other"})  # keeps the old signature
+    with pytest.raises(mde.ProtocolError, match="does not verify"):
+        edited.check_signature()
+    with pytest.raises(mde.IdentityError, match="pinned key"):
+        message.check_signature(SigningKey.generate().public_hex)

@@ -13,6 +13,9 @@ from mde.wire import read_message
 from mde.wire.envelope import Envelope
 from mde.wire.messages import PartialResult
 from mde.wire.sealed_score import SealedHeader, SealedScore
+from mde.wire.signing import SigningKey
+
+FORGER = SigningKey.generate()  # whoever crafts a message signs it with its own key
 
 FORMAT = "mde-sealed-score"
 
@@ -73,12 +76,12 @@ def test_truncated_padded_and_renamed_ciphertext_lists_are_refused(sealed):
     }
     for edited in cases.values():
         with pytest.raises(mde.SealedScoreError, match="truncated or padded"):
-            SealedScore.from_bytes(Envelope(FORMAT, header, edited).to_bytes())
+            SealedScore.from_bytes(Envelope(FORMAT, header, edited).signed(FORGER).to_bytes())
     # the header announcing another count
     for n in (len(names) - 1, len(names) + 1):
         with pytest.raises(mde.SealedScoreError, match="truncated or padded"):
             SealedScore.from_bytes(
-                Envelope(FORMAT, {**header, "n_ciphertexts": n}, members).to_bytes()
+                Envelope(FORMAT, {**header, "n_ciphertexts": n}, members).signed(FORGER).to_bytes()
             )
 
 
@@ -95,10 +98,12 @@ def test_invalid_headers_are_refused(sealed):
         {"extra": 1},
     ):
         with pytest.raises(mde.SealedScoreError, match="header is invalid"):
-            SealedScore.from_bytes(Envelope(FORMAT, {**header, **edit}, members).to_bytes())
+            SealedScore.from_bytes(
+                Envelope(FORMAT, {**header, **edit}, members).signed(FORGER).to_bytes()
+            )
     missing = {k: v for k, v in header.items() if k != "commitment"}
     with pytest.raises(mde.SealedScoreError, match="header is invalid"):
-        SealedScore.from_bytes(Envelope(FORMAT, missing, members).to_bytes())
+        SealedScore.from_bytes(Envelope(FORMAT, missing, members).signed(FORGER).to_bytes())
 
 
 def test_other_formats_are_not_sealed_scores(sealed, artifact):
@@ -106,7 +111,9 @@ def test_other_formats_are_not_sealed_scores(sealed, artifact):
     with pytest.raises(mde.SealedScoreError, match="expected an MDE mde-sealed-score"):
         SealedScore.from_bytes(open(artifact, "rb").read())
     with pytest.raises(mde.SealedScoreError, match="expected an MDE mde-sealed-score"):
-        SealedScore.from_bytes(Envelope("mde-encrypted-records", header, members).to_bytes())
+        SealedScore.from_bytes(
+            Envelope("mde-encrypted-records", header, members).signed(FORGER).to_bytes()
+        )
     # read_message tells the two final messages apart by their declared format
     partial = PartialResult(artifact_id="a", request_id="b", result_id="c", value=1.5)
     assert read_message(partial.to_bytes()) == partial
