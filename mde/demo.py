@@ -130,7 +130,7 @@ def run_demo(
             settlement = scorer.accept_settlement(proxy.settle(delivery.to_bytes(), pricing))
             _say(
                 "model owner",
-                f"[{name}] verified (commitment, sketch, copies, scores) and settled at "
+                f"[{name}] delivery verified (commitment, sketch, copies, scores); settled at "
                 f"{settlement.price:.2f} (quoted {settlement.quoted_price:.2f}); both ledgers "
                 "record it",
             )

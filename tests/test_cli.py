@@ -32,6 +32,21 @@ def files(tmp_path, digits):
     return tmp_path, model
 
 
+def _deliver_and_settle(d, artifact, proxy_file, data):
+    """The data owner delivers against the signed quote `mde open` wrote; the model owner
+    verifies and settles. Returns the first non-zero exit code, else 0."""
+    code = main(
+        ["deliver", "--artifact", artifact, "--quote", str(d / "quote.mdequote"), "--data", data]
+        + ["--out", str(d / "delivery.mdedel")]
+    )
+    if code:
+        return code
+    return main(
+        ["settle", "--proxy", proxy_file, "--delivery", str(d / "delivery.mdedel")]
+        + ["--out", str(d / "settlement.mdesettle")]
+    )
+
+
 def test_round_trip(files, capsys):
     d, _ = files
     assert (
@@ -107,20 +122,10 @@ def test_round_trip(files, capsys):
     assert report["efficacy"] == pytest.approx(proxy.efficacy(X, y), rel=1e-4)
 
     assert (
-        main(
-            [
-                "verify",
-                "--proxy",
-                str(d / "p.mdeproxy"),
-                "--data",
-                str(d / "offer.npz"),
-                "--report",
-                str(d / "r.json"),
-            ]
-        )
-        == 0
+        _deliver_and_settle(d, str(d / "a.mde"), str(d / "p.mdeproxy"), str(d / "offer.npz")) == 0
     )
-    assert json.loads(capsys.readouterr().out)["verified"] is True
+    settled = json.loads(capsys.readouterr().out.split("\n}\n", 1)[1])
+    assert settled["price"] == quote["price"] and settled["quoted_price"] == quote["price"]
 
     # the artifact is spent: a second open is refused with a clear error and exit code 2
     assert main(["open", "--proxy", str(d / "p.mdeproxy"), "--sealed", str(d / "s.mdeseal")]) == 2
@@ -129,18 +134,7 @@ def test_round_trip(files, capsys):
     # a different delivery fails verification
     np.savez(d / "other.npz", X=X[::-1], y=y[::-1])
     assert (
-        main(
-            [
-                "verify",
-                "--proxy",
-                str(d / "p.mdeproxy"),
-                "--data",
-                str(d / "other.npz"),
-                "--report",
-                str(d / "r.json"),
-            ]
-        )
-        == 2
+        _deliver_and_settle(d, str(d / "a.mde"), str(d / "p.mdeproxy"), str(d / "other.npz")) == 2
     )
     assert "commitment" in capsys.readouterr().err
 
@@ -397,18 +391,7 @@ def test_round_trip_other_kinds(files, capsys, kind, options):
     with open(d / "r.json") as fh:
         assert (json.load(fh)["pairwise"] is not None) == (order == 2)
     assert (
-        main(
-            [
-                "verify",
-                "--proxy",
-                str(d / "p.mdeproxy"),
-                "--data",
-                str(d / "offer.npz"),
-                "--report",
-                str(d / "r.json"),
-            ]
-        )
-        == 0
+        _deliver_and_settle(d, str(d / "a.mde"), str(d / "p.mdeproxy"), str(d / "offer.npz")) == 0
     )
 
 
@@ -560,18 +543,7 @@ def test_hidden_mode_round_trip(files, capsys):
     plain = float(proxy.record_scores(offer["X"], offer["y"], exclude=False).sum())
     assert report["efficacy"] == pytest.approx(plain, rel=1e-3)
     assert (
-        main(
-            [
-                "verify",
-                "--proxy",
-                str(d / "hp.mdeproxy"),
-                "--data",
-                str(d / "offer.npz"),
-                "--report",
-                str(d / "hr.json"),
-            ]
-        )
-        == 0
+        _deliver_and_settle(d, str(d / "h.mde"), str(d / "hp.mdeproxy"), str(d / "offer.npz")) == 0
     )
 
 

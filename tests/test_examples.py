@@ -7,7 +7,14 @@ import os
 import subprocess
 import sys
 
+from mde.data_owner.ledger import DataOwnerLedger
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _seed(report):
+    """The data owner's salt seed for a report's commitment (its ledger, this MDE_HOME)."""
+    return DataOwnerLedger().seed(report.commitment)
 
 
 def run(*args, cwd):
@@ -38,7 +45,7 @@ def test_model_owner_and_data_owner(tmp_path):
     proxy = mde.load_proxy(tmp_path / "proxy.mdeproxy")
     data = np.load(tmp_path / "delivery.npz")
     report = EfficacyReport.model_validate_json((tmp_path / "report.json").read_text())
-    proxy.verify_delivery(data["X"], data["y"], report)
+    proxy.verify_delivery(data["X"], data["y"], report, seed=_seed(report))
     assert quote["price"] == min(400.0, max(10.0, 500.0 * report.efficacy))
 
 

@@ -93,8 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--report-out", default="report.json")
     o.add_argument(
         "--quote-out",
-        default="quote.mdequote",
-        help="the signed provisional quote to send to the data owner",
+        default=None,
+        help="the signed provisional quote for the data owner (default: quote.mdequote beside "
+        "the report)",
     )
     o.add_argument(
         "--allow-repeat",

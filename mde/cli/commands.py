@@ -120,8 +120,8 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     answered = session.ledger.answers(session.buyer_key)
     print(
         json.dumps(
-            {
-                "manifest": json.loads(m.model_dump_json()),
+            json.loads(m.model_dump_json())
+            | {
                 "guard": {
                     "signed_by": session.buyer_key,
                     "buyer": session.ledger.buyer_name(session.buyer_key),
@@ -181,15 +181,18 @@ def cmd_open(a: argparse.Namespace) -> int:
     from pricing import parse_pricing
 
     pricing = parse_pricing(a.pricing)
-    _check_out(*(p for p in (a.report_out, a.quote_out) if p))
+    quote_out = a.quote_out or os.path.join(
+        os.path.dirname(a.report_out or "") or ".", "quote.mdequote"
+    )
+    _check_out(*(p for p in (a.report_out, quote_out) if p))
     proxy = load_proxy(a.proxy)
     report = proxy.open(_read(a.sealed), allow_repeat=a.allow_repeat)
     if a.report_out:  # keep the report first: it can be priced again with `mde price`
         with open(a.report_out, "w") as fh:
             fh.write(report.model_dump_json(indent=2))
     proxy.save(a.proxy)  # remember that this artifact was evaluated
-    if a.quote_out:  # the signed provisional quote for the data owner
-        proxy.quote(report, pricing, spec=a.pricing).write(a.quote_out)
+    # the signed provisional quote for the data owner (delivery and settlement follow)
+    proxy.quote(report, pricing, spec=a.pricing).write(quote_out)
     print(pricing.quote(report).model_dump_json(indent=2))
     return 0
 

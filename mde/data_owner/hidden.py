@@ -32,7 +32,7 @@ from mde.crypto.context import load_context, new_context, public_context_bytes, 
 from mde.data_owner.base import DataOwnerSession
 from mde.data_owner.ledger import DataOwnerLedger
 from mde.data_owner.policy import GuardPolicy
-from mde.errors import BudgetError, InputError, ProtocolError, require
+from mde.errors import InputError, ProtocolError, require
 from mde.validation import check_matrix, encode_labels
 from mde.wire.artifact import HiddenArtifact, HiddenManifest
 from mde.wire.commitment import Committer, Fingerprint, new_seed
@@ -159,10 +159,11 @@ class HiddenClient(DataOwnerSession):
         Raises
         ------
         ProtocolError
-            If the result is for another request or artifact, is not signed by the buyer, or
-            its ciphertext is not under this client's key.
+            If the result is for another request or artifact, is not signed by the buyer,
+            answers a request already decrypted (this client or its ledger), or its
+            ciphertext is not under this client's key.
         BudgetError
-            If a result for this request was already decrypted (recorded in the ledger).
+            If the answer would pass the buyer's budgets.
         """
         ts = require("tenseal")
         if isinstance(result, (bytes, bytearray)):
@@ -178,7 +179,7 @@ class HiddenClient(DataOwnerSession):
                 "decrypt it with the client (or key file) that made the request."
             )
         if self._decrypted or self.ledger.decrypted(result.request_id):
-            raise BudgetError(
+            raise ProtocolError(
                 "a result for this request was already decrypted once; a second decryption "
                 "would leak more. Encrypt again (a new request) to score again."
             )
@@ -211,7 +212,7 @@ class HiddenClient(DataOwnerSession):
             numbers=1,
             n_records=n,
             commitment=commitment,
-            seed=self.ledger.seed(commitment),
+            seed=None,  # recorded when the request was encrypted
             policy=self.policy,
             decryption=(result.request_id, result.result_id),
         )

@@ -138,7 +138,7 @@ class DataOwnerLedger:
         numbers: int,
         n_records: int,
         commitment: str,
-        seed: bytes,
+        seed: bytes | None,
         policy: GuardPolicy,
         buyer_name: str | None = None,
         decryption: tuple[str, str] | None = None,
@@ -224,10 +224,11 @@ class DataOwnerLedger:
                     time.time(),
                 ),
             )
-            db.execute(
-                "INSERT OR IGNORE INTO commitments VALUES (?, ?, ?, ?, ?, ?)",
-                (commitment, seed, n_records, dataset, buyer, artifact),
-            )
+            if seed is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO commitments VALUES (?, ?, ?, ?, ?, ?)",
+                    (commitment, seed, n_records, dataset, buyer, artifact),
+                )
 
     def privacy_spent(self, dataset: str, delta: float) -> float:
         """Composed epsilon at ``delta`` of every DP answer about ``dataset``."""
@@ -298,7 +299,7 @@ class DataOwnerLedger:
         self, db: sqlite3.Connection, request_id: str, result_id: str, buyer: str
     ) -> None:
         if db.execute("SELECT 1 FROM decryptions WHERE request_id = ?", (request_id,)).fetchone():
-            raise BudgetError(
+            raise ProtocolError(
                 f"a result for request {request_id} was already decrypted (ledger "
                 f"{str(self.path)!r}); a second decryption would leak more. Encrypt again."
             )

@@ -28,14 +28,8 @@ __all__ = ["Proxy", "CKKSEvaluable", "EFFICACY_UNITS"]
 # below this many principal directions a data owner could list the sketch's occupied cells
 _MIN_SKETCH_COMPONENTS = 12
 # fitted scalars every proxy has, saved and restored by get_state / from_state
-_SCALARS = (
-    "n_features_in_",
-    "feature_names_in_",
-    "n_train_",
-    "psi_dim_",
-    "fidelity_",
-    "build_seconds_",
-    "psi_clip_",
+_SCALARS = tuple(
+    "n_features_in_ feature_names_in_ n_train_ psi_dim_ fidelity_ build_seconds_ psi_clip_".split()
 )
 
 
@@ -110,8 +104,7 @@ class Proxy(ABC):
         self.psi_dim_ = int(self.w_.shape[0])
         agree = self._predict_idx(Xte) == np.argmax(bb.predict_proba(Xte), axis=1)
         self.fidelity_ = float(np.mean(agree))
-        norms = np.linalg.norm(self._psi_batch(Xte, yte), axis=1)
-        # public L2 bound for a data owner's DP answers: most test-like records are not clipped
+        norms = np.linalg.norm(self._psi_batch(Xte, yte), axis=1)  # public DP clip bound
         self.psi_clip_ = float(np.quantile(norms, 0.99)) or 1.0
         self.build_seconds_ = time.perf_counter() - start
         return self

@@ -43,7 +43,9 @@ def test_the_request_holds_encrypted_columns_a_public_context_and_a_commitment(f
         request.artifact_id == client.artifact_id
         and request.manifest_sha256 == client.manifest_sha256
     )
-    assert request.commitment == commit(X.astype(np.float32), y)
+    seed = client.ledger.seed(request.commitment)  # the salt seed stays in its ledger
+    assert request.commitment == commit(X.astype(np.float32), y, seed)
+    assert request.check_signature() == client.identity.public_hex
     ctx = ts.context_from(request.blobs["context.tenseal"])
     assert not ctx.is_private()
     # the request is a wire envelope and survives the round trip
@@ -68,7 +70,7 @@ def test_decrypt_refuses_results_for_another_request(poly, flow, digits):
         client.decrypt(
             MaskedResult(
                 artifact_id=client.artifact_id, request_id="r", result_id="s", ciphertext=b"x"
-            )
+            ).signed(poly.identity)
         )
     first = client.encrypt(digits.Xc[:20], digits.yc[:20])
     result = poly.evaluate_hidden(first)
@@ -78,12 +80,16 @@ def test_decrypt_refuses_results_for_another_request(poly, flow, digits):
         client.decrypt(result)
     with pytest.raises(mde.ProtocolError, match="another request"):
         client.decrypt(
-            result.model_copy(update={"request_id": second.request_id, "artifact_id": "a" * 32})
+            result.model_copy(
+                update={"request_id": second.request_id, "artifact_id": "a" * 32}
+            ).signed(poly.identity)
         )
     # right ids, but a ciphertext that is not one under this key
     with pytest.raises(mde.ProtocolError, match="does not belong"):
         client.decrypt(
-            result.model_copy(update={"request_id": second.request_id, "ciphertext": b"\0" * 64})
+            result.model_copy(
+                update={"request_id": second.request_id, "ciphertext": b"\0" * 64}
+            ).signed(poly.identity)
         )
     # a tampered or foreign message is refused before any decryption
     raw = result.to_bytes()
@@ -110,7 +116,7 @@ def test_one_decryption_per_request(poly, flow, digits):
     fresh = client.encrypt(digits.Xc[:20], digits.yc[:20])
     good = poly.evaluate_hidden(fresh, allow_repeat=True)
     with pytest.raises(mde.ProtocolError):
-        client.decrypt(good.model_copy(update={"ciphertext": b"\0" * 64}))
+        client.decrypt(good.model_copy(update={"ciphertext": b"\0" * 64}).signed(poly.identity))
     assert client.decrypt(good).result_id == good.result_id
 
 
@@ -124,7 +130,12 @@ def test_decryption_adds_flooding_noise(poly, flow, digits, tmp_path):
     sigma = client.manifest.flood_sigma
     assert sigma >= 2.0**-12
     a = client.decrypt(result, random_state=1)
-    twin = mde.load_artifact(path)
+    twin = mde.load_artifact(path)  # the same data owner, same ledger: refused
+    twin.load_key(tmp_path / "key.bin")
+    with pytest.raises(mde.ProtocolError, match="already decrypted"):
+        twin.decrypt(result, random_state=2)
+    # only a data owner who keeps a second ledger could decrypt again (its own choice)
+    twin = mde.load_artifact(path, ledger=tmp_path / "second.sqlite")
     twin.load_key(tmp_path / "key.bin")
     b = twin.decrypt(result, random_state=2)
     draws = [np.random.default_rng(seed).normal(0.0, sigma) for seed in (1, 2)]

@@ -8,7 +8,7 @@ import pytest
 
 import mde
 from mde.wire.artifact import read_artifact
-from mde.wire.commitment import commit
+from mde.wire.commitment import Committer, commit
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +23,20 @@ def test_load_artifact_gives_a_scorer(scorer, artifact):
     assert scorer.classes == list(range(10)) and scorer.has_membership_sketch
 
 
-def test_commitment_is_independent_of_batching(scorer, digits):
+def test_commitment_is_salted_and_binds_the_scored_records(scorer, digits):
     a = scorer.score(digits.Xc, digits.yc, batch_size=7).commitment
     b = scorer.score(digits.Xc, digits.yc, batch_size=1000).commitment
-    c = scorer.score(digits.Xc[1:], digits.yc[1:]).commitment
-    d = scorer.score(digits.Xc, (digits.yc + 1) % 10).commitment
-    assert a == b != c and a != d
-    # it binds the float32 records and class indices that were scored
-    assert a == commit(digits.Xc.astype(np.float32), digits.yc)
+    assert a != b  # fresh salts each time: a buyer cannot confirm a guessed data set
+    X32 = digits.Xc.astype(np.float32)
+    for c, batch in ((a, 7), (b, 1000)):  # each binds the float32 records and class indices
+        seed = scorer.ledger.seed(c)
+        assert c == commit(X32, digits.yc, seed)
+        streamed = Committer(X32.shape[1], seed)
+        for i in range(0, len(X32), batch):
+            streamed.update(X32[i : i + batch], digits.yc[i : i + batch])
+        assert streamed.hexdigest() == c  # independent of batching
+        assert c != commit(X32[1:], digits.yc[1:], seed)
+        assert c != commit(X32, (digits.yc + 1) % 10, seed)
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, True, "8"])
@@ -64,9 +70,11 @@ def test_known_records_are_excluded_and_score_zero(proxy, scorer, digits):
 
 
 def test_sealed_scores_are_randomised(scorer, digits):
-    """Two seals of the same records share header and commitment but no ciphertext byte
-    string (fresh masks and re-randomisation)."""
+    """Two seals of the same records share their header but no commitment (fresh salts) and
+    no ciphertext byte string (fresh masks and re-randomisation)."""
     a = scorer.score(digits.Xc[:20], digits.yc[:20])
     b = scorer.score(digits.Xc[:20], digits.yc[:20])
-    assert a.header == b.header
+    assert a.header.model_dump(exclude={"commitment"}) == b.header.model_dump(
+        exclude={"commitment"}
+    )
     assert a.ciphertexts != b.ciphertexts

@@ -3,11 +3,19 @@ and ``prepare`` / ``finish`` drive a whole deal while ``awaiting_reply`` tracks 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import mde
+from mde.data_owner.ledger import DataOwnerLedger
+from mde.wire.commitment import commit
 from mde.wire.messages import EncryptedRecords, MaskedResult, PartialResult
 from mde.wire.sealed_score import SealedScore
+
+
+def _seed(report):
+    """The data owner's salt seed for a report's commitment (its ledger, this MDE_HOME)."""
+    return DataOwnerLedger().seed(report.commitment)
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +55,11 @@ def test_a_sealed_value_deal_through_prepare_and_finish(fresh_proxy, digits, tmp
     report = fresh_proxy.open(message.to_bytes())
     assert report.efficacy == pytest.approx(fresh_proxy.efficacy(X, y), rel=1e-4)
     assert len(report.record_scores) == 60
-    fresh_proxy.verify_delivery(X, y, report)
-    # prepare is score: the same records give the same commitment
-    assert session.score(X, y).commitment == message.commitment
+    fresh_proxy.verify_delivery(X, y, report, seed=_seed(report))
+    # prepare is score: the same records, a new salted commitment to them
+    again = session.score(X, y).commitment
+    assert again != message.commitment
+    assert commit(X.astype(np.float32), y, _seed(report)) == message.commitment
 
 
 def test_scorer_finish_refuses_anything(fresh_proxy, poly, digits, tmp_path):
@@ -86,7 +96,7 @@ def test_a_hidden_mode_deal_through_prepare_and_finish(poly, digits, tmp_path):
     assert report.efficacy == pytest.approx(
         float(poly.record_scores(X, y, exclude=False).sum()), rel=1e-3
     )
-    poly.verify_delivery(X, y, report)
+    poly.verify_delivery(X, y, report, seed=_seed(report))
     # a new request starts a new deal: awaiting again, and it can be finished once
     again = session.prepare(X, y)
     assert session.awaiting_reply

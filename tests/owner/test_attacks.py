@@ -6,13 +6,22 @@ import numpy as np
 import pytest
 
 import mde
+from mde.data_owner.ledger import DataOwnerLedger
 from mde.wire.sealed_score import SealedScore
+from mde.wire.signing import SigningKey
+
+FORGER = SigningKey.generate()  # the cheating party signs what it crafts
+
+
+def _seed(report):
+    """The data owner's salt seed for a report's commitment (its ledger, this MDE_HOME)."""
+    return DataOwnerLedger().seed(report.commitment)
 
 
 def _rebuild(sealed: SealedScore, ciphertexts: list[bytes], **header: object) -> SealedScore:
     fields = sealed.header.model_dump() | header
     fields.pop("n_ciphertexts")
-    return SealedScore.build(ciphertexts=ciphertexts, **fields)  # type: ignore[arg-type]
+    return SealedScore.build(key=FORGER, ciphertexts=ciphertexts, **fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +67,7 @@ def test_an_altered_record_count_is_refused_at_delivery(fresh_proxy, digits, tmp
     report = fresh_proxy.open(forged)
     assert report.n_records == 512
     with pytest.raises(mde.DeliveryError, match="300 records delivered but the report is for 512"):
-        fresh_proxy.verify_delivery(X, y, report)
+        fresh_proxy.verify_delivery(X, y, report, seed=_seed(report))
 
 
 def test_a_report_of_another_kind_is_refused_at_delivery(fresh_proxy, digits, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -66,10 +75,10 @@ def test_a_report_of_another_kind_is_refused_at_delivery(fresh_proxy, digits, tm
     fresh_proxy.export(path)
     X, y = digits.Xc[:50], digits.yc[:50]
     report = fresh_proxy.open(mde.load_artifact(path).score(X, y))
-    fresh_proxy.verify_delivery(X, y, report)
+    fresh_proxy.verify_delivery(X, y, report, seed=_seed(report))
     forged = report.model_copy(update={"proxy_kind": "tree"})
     with pytest.raises(mde.DeliveryError, match="'tree' proxy"):
-        fresh_proxy.verify_delivery(X, y, forged)
+        fresh_proxy.verify_delivery(X, y, forged, seed=_seed(forged))
     assert np.isfinite(report.efficacy)
 
 
@@ -86,7 +95,7 @@ def test_copies_inside_an_offer_count_once(fresh_proxy, digits, tmp_path, monkey
     assert report.record_scores is not None and all(
         s == pytest.approx(0.0, abs=1e-4) for s in report.record_scores[40:]
     )
-    fresh_proxy.verify_delivery(X10, y10, report)
+    fresh_proxy.verify_delivery(X10, y10, report, seed=_seed(report))
     # a data owner that skips the deduplication inflates its score 10x and fails at delivery
     monkeypatch.setattr(
         "mde.data_owner.sealed.repeated_records", lambda X, y: np.zeros(len(y), dtype=bool)
@@ -96,4 +105,4 @@ def test_copies_inside_an_offer_count_once(fresh_proxy, digits, tmp_path, monkey
     inflated = fresh_proxy.open(mde.load_artifact(path2).score(X10, y10))
     assert inflated.efficacy == pytest.approx(10 * honest, rel=1e-3)
     with pytest.raises(mde.DeliveryError, match="efficacy"):
-        fresh_proxy.verify_delivery(X10, y10, inflated)
+        fresh_proxy.verify_delivery(X10, y10, inflated, seed=_seed(inflated))

@@ -12,11 +12,17 @@ import pytest
 import mde
 from mde.crypto.context import new_context, public_context_bytes
 from mde.crypto.params import hidden_params
+from mde.data_owner.ledger import DataOwnerLedger
 from mde.wire.envelope import Envelope
 from mde.wire.messages import DataOwnerKey, EncryptedRecords, MaskedResult, PartialResult
 from mde.wire.signing import SigningKey
 
 FORGER = SigningKey.generate()  # whoever crafts a message signs it with its own key
+
+
+def _seed(report):
+    """The data owner's salt seed for a report's commitment (its ledger, this MDE_HOME)."""
+    return DataOwnerLedger().seed(report.commitment)
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +90,16 @@ def test_hidden_round_trip_equals_plaintext_and_verifies(poly, flow, digits):
         request.commitment,
     )
     assert report.units.startswith("predicted reduction of the proxy's mean squared")
-    poly.verify_delivery(X, y, report)
+    poly.verify_delivery(X, y, report, seed=_seed(report))
     with pytest.raises(mde.DeliveryError):
-        poly.verify_delivery(X, (y + 1) % 10, report)
+        poly.verify_delivery(X, (y + 1) % 10, report, seed=_seed(report))
     with pytest.raises(mde.DeliveryError, match="efficacy"):
-        poly.verify_delivery(X, y, report.model_copy(update={"efficacy": report.efficacy + 1.0}))
+        poly.verify_delivery(
+            X,
+            y,
+            report.model_copy(update={"efficacy": report.efficacy + 1.0}),
+            seed=_seed(report.model_copy(update={"efficacy": report.efficacy + 1.0})),
+        )
     with pytest.raises(mde.ProtocolError, match="waiting for"):  # opened once
         poly.open(partial)
 
@@ -109,9 +120,9 @@ def test_nothing_secret_and_no_weights_travel(poly, flow, digits):
                 assert np.float32(v).tobytes() not in blob
     # the hidden artifact is the envelope header only; the result one ciphertext
     with zipfile.ZipFile(io.BytesIO(artifact)) as zf:
-        assert zf.namelist() == ["envelope.json"]
+        assert zf.namelist() == ["envelope.json", "envelope.sig"]
     with zipfile.ZipFile(io.BytesIO(result.to_bytes())) as zf:
-        assert zf.namelist() == ["envelope.json", "score.ckks"]
+        assert zf.namelist() == ["envelope.json", "envelope.sig", "score.ckks"]
     # the data owner's context travels without its secret key; the model owner cannot decrypt
     # the result ciphertext
     import tenseal as ts
@@ -141,7 +152,9 @@ def test_tampered_and_mismatched_requests_are_refused(poly, flow, digits, tmp_pa
     # a request carrying the data owner's secret key is refused (it would expose the records)
     client.save_key(tmp_path / "key.bin")
     secret = DataOwnerKey.from_bytes((tmp_path / "key.bin").read_bytes()).secret_context
-    leaky = request.model_copy(update={"blobs": {**request.blobs, "context.tenseal": secret}})
+    leaky = request.model_copy(
+        update={"blobs": {**request.blobs, "context.tenseal": secret}}
+    ).signed(FORGER)
     with pytest.raises(mde.ProtocolError, match="secret key"):
         poly.evaluate_hidden(leaky.to_bytes())
     # a public context with other CKKS parameters
@@ -150,7 +163,9 @@ def test_tampered_and_mismatched_requests_are_refused(poly, flow, digits, tmp_pa
     )
     with pytest.raises(mde.ProtocolError, match="other parameters"):
         poly.evaluate_hidden(
-            request.model_copy(update={"blobs": {**request.blobs, "context.tenseal": other_params}})
+            request.model_copy(
+                update={"blobs": {**request.blobs, "context.tenseal": other_params}}
+            ).signed(FORGER)
         )
     # missing, extra or miscounted batches
     blobs = request.blobs
@@ -161,28 +176,36 @@ def test_tampered_and_mismatched_requests_are_refused(poly, flow, digits, tmp_pa
     ]
     for edited in shapes:
         with pytest.raises(mde.ProtocolError, match="expected 1 batches"):
-            poly.evaluate_hidden(request.model_copy(update={"blobs": edited}))
+            poly.evaluate_hidden(request.model_copy(update={"blobs": edited}).signed(FORGER))
     with pytest.raises(mde.ProtocolError, match="record count"):
-        poly.evaluate_hidden(request.model_copy(update={"n_records": 10**6}))
+        poly.evaluate_hidden(request.model_copy(update={"n_records": 10**6}).signed(FORGER))
     # a batch with one feature ciphertext too few, or junk instead of ciphertexts
     from mde.wire.messages import join_blobs, split_blobs
 
     short = join_blobs(split_blobs(blobs["b0_X"])[:-1])
     with pytest.raises(mde.ProtocolError, match="63 feature"):
-        poly.evaluate_hidden(request.model_copy(update={"blobs": {**blobs, "b0_X": short}}))
+        poly.evaluate_hidden(
+            request.model_copy(update={"blobs": {**blobs, "b0_X": short}}).signed(FORGER)
+        )
     junk = join_blobs([b"\0" * 64] * 64)
     with pytest.raises(mde.ProtocolError, match="do not load"):
-        poly.evaluate_hidden(request.model_copy(update={"blobs": {**blobs, "b0_X": junk}}))
+        poly.evaluate_hidden(
+            request.model_copy(update={"blobs": {**blobs, "b0_X": junk}}).signed(FORGER)
+        )
     with pytest.raises(mde.ProtocolError, match="truncated"):
         poly.evaluate_hidden(
-            request.model_copy(update={"blobs": {**blobs, "b0_X": blobs["b0_X"][:-3]}})
+            request.model_copy(update={"blobs": {**blobs, "b0_X": blobs["b0_X"][:-3]}}).signed(
+                FORGER
+            )
         )
     # a request against a modified copy of the artifact, or for a sealed-value artifact
     with pytest.raises(mde.ProtocolError, match="modified copy"):
-        poly.evaluate_hidden(request.model_copy(update={"manifest_sha256": "0" * 64}))
+        poly.evaluate_hidden(
+            request.model_copy(update={"manifest_sha256": "0" * 64}).signed(FORGER)
+        )
     sealed_id = poly.export(tmp_path / "sealed.mde")
     with pytest.raises(mde.ProtocolError, match="hidden mode"):
-        poly.evaluate_hidden(request.model_copy(update={"artifact_id": sealed_id}))
+        poly.evaluate_hidden(request.model_copy(update={"artifact_id": sealed_id}).signed(FORGER))
     # none of the refusals spent the evaluation: the genuine request still goes through, once
     assert client.artifact_id not in poly.opened_
     poly.evaluate_hidden(raw)
@@ -197,7 +220,9 @@ def test_ciphertexts_from_another_key_decrypt_to_garbage_and_are_refused(poly, f
     request = client.encrypt(digits.Xc[:50], digits.yc[:50])
     other = mde.load_artifact(path)
     foreign = other.encrypt(digits.Xc[:50], digits.yc[:50])
-    mixed = request.model_copy(update={"blobs": {**request.blobs, "b0_X": foreign.blobs["b0_X"]}})
+    mixed = request.model_copy(
+        update={"blobs": {**request.blobs, "b0_X": foreign.blobs["b0_X"]}}
+    ).signed(FORGER)
     result = poly.evaluate_hidden(mixed, allow_repeat=True)
     with pytest.raises(mde.ProtocolError, match="outside the CKKS range"):
         client.decrypt(result)
@@ -213,7 +238,7 @@ def test_partial_results_must_answer_a_pending_result(poly, flow, digits, model)
     partial = client.decrypt(result)
     for edit in ({"result_id": "f" * 32}, {"request_id": "e" * 32}, {"artifact_id": "d" * 32}):
         with pytest.raises(mde.ProtocolError):
-            poly.open(partial.model_copy(update=edit))
+            poly.open(partial.model_copy(update=edit).signed(client.identity))
     # another proxy (same data, same settings) waits for no such result
     twin = mde.build_proxy(
         model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="influence-poly", random_state=0
@@ -231,9 +256,11 @@ def test_partial_results_must_answer_a_pending_result(poly, flow, digits, model)
     with pytest.raises(mde.ProtocolError, match="valid number"):
         PartialResult.from_bytes(raw)
     # an altered value opens (the mask hides it) but fails delivery
-    report = poly.open(partial.model_copy(update={"value": partial.value + 50.0}))
+    report = poly.open(
+        partial.model_copy(update={"value": partial.value + 50.0}).signed(client.identity)
+    )
     with pytest.raises(mde.DeliveryError, match="efficacy"):
-        poly.verify_delivery(X, y, report)
+        poly.verify_delivery(X, y, report, seed=_seed(report))
     assert poly.session.artifacts[client.artifact_id].pending == {}
 
 
@@ -259,9 +286,9 @@ def test_pending_masks_survive_save_and_load(poly, flow, digits, tmp_path):
         ).to_bytes()
     )
     poly.save(tmp_path / "p.mdeproxy")
-    loaded = mde.load_proxy(tmp_path / "p.mdeproxy")
+    loaded = mde.load_proxy(tmp_path / "p.mdeproxy", ledger=poly.ledger)
     report = loaded.open(client.decrypt(result))
     assert report.efficacy == pytest.approx(_plain(poly, X, y), rel=1e-2, abs=1e-3)
-    loaded.verify_delivery(X, y, report)
+    loaded.verify_delivery(X, y, report, seed=_seed(report))
     with pytest.raises(mde.ReplayError):
         loaded.evaluate_hidden(client.encrypt(X, y))

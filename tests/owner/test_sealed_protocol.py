@@ -8,8 +8,23 @@ import numpy as np
 import pytest
 
 import mde
+from mde.data_owner.ledger import DataOwnerLedger
 from mde.owner.storage import load_proxy_file
 from mde.wire.sealed_score import SealedScore
+from mde.wire.signing import SigningKey
+
+FORGER = SigningKey.generate()  # the cheating party signs what it crafts
+
+
+def _resigned(header, ciphertexts):
+    """A sealed score as a cheating data owner would send it: edited, then signed anew."""
+    fields = header.model_dump(exclude={"n_ciphertexts"})
+    return SealedScore.build(key=FORGER, ciphertexts=ciphertexts, **fields)
+
+
+def _seed(report):
+    """The data owner's salt seed for a report's commitment (its ledger, this MDE_HOME)."""
+    return DataOwnerLedger().seed(report.commitment)
 
 
 @pytest.fixture()
@@ -103,6 +118,7 @@ def test_ciphertext_from_another_key_is_refused(exported, digits, model, tmp_pat
     foreign = mde.load_artifact(tmp_path / "imp.mde").score(digits.Xc, digits.yc)
     genuine = scorer.score(digits.Xc, digits.yc)
     forged = SealedScore.build(
+        key=FORGER,
         artifact_id=genuine.artifact_id,
         manifest_sha256=genuine.header.manifest_sha256,
         n_records=genuine.n_records,
@@ -161,7 +177,7 @@ def test_corrupt_sealed_bytes_are_refused(exported, digits):
         with pytest.raises(mde.SealedScoreError):
             proxy.open(bad)
     # consistently re-enveloped, but a ciphertext that is not one
-    junk = SealedScore(sealed.header, [b"\0" * 200])
+    junk = _resigned(sealed.header, [b"\0" * 200])
     with pytest.raises(mde.SealedScoreError, match="cannot be read"):
         proxy.open(junk.to_bytes())
     assert proxy.opened_ == {}  # refusals spend nothing: the genuine score still opens
@@ -181,22 +197,23 @@ def test_reordered_or_duplicated_ciphertexts_are_refused_or_fail_delivery(export
     sealed = scorer.score(X, y, per_record=True)
     assert len(sealed.ciphertexts) == 2
     genuine = proxy.open(sealed, allow_repeat=True)
-    proxy.verify_delivery(X, y, genuine)
+    proxy.verify_delivery(X, y, genuine, seed=_seed(genuine))
     for cts in (sealed.ciphertexts[::-1], [sealed.ciphertexts[0]] * 2):
-        report = proxy.open(SealedScore(sealed.header, cts), allow_repeat=True)
+        report = proxy.open(_resigned(sealed.header, cts), allow_repeat=True)
         with pytest.raises(mde.DeliveryError, match="record"):
-            proxy.verify_delivery(X, y, report)
+            proxy.verify_delivery(X, y, report, seed=_seed(report))
     uneven = scorer.score(
         X[: tiles + 5], y[: tiles + 5], per_record=True
     )  # a full and a partial ct
     with pytest.raises(mde.SealedScoreError, match="header does not match"):
-        proxy.open(SealedScore(uneven.header, uneven.ciphertexts[::-1]), allow_repeat=True)
+        proxy.open(_resigned(uneven.header, uneven.ciphertexts[::-1]), allow_repeat=True)
 
 
 def test_score_against_modified_artifact_is_refused(exported, digits):
     proxy, scorer = exported
     sealed = scorer.score(digits.Xc[:10], digits.yc[:10])
     forged = SealedScore.build(
+        key=FORGER,
         artifact_id=sealed.artifact_id,
         manifest_sha256="0" * 64,
         n_records=sealed.n_records,
@@ -212,7 +229,7 @@ def test_verify_delivery(exported, digits):
     proxy, scorer = exported
     X, y = digits.Xc[:40], digits.yc[:40]
     report = proxy.open(scorer.score(X, y, per_record=True))
-    proxy.verify_delivery(X, y, report)  # the scored data passes
+    proxy.verify_delivery(X, y, report, seed=_seed(report))  # the scored data passes
     cases = {
         "changed value": (np.where(np.arange(X.size).reshape(X.shape) == 5, X + 1, X), y),
         "changed label": (X, np.r_[(y[0] + 1) % 10, y[1:]]),
@@ -221,11 +238,11 @@ def test_verify_delivery(exported, digits):
     }
     for _name, (Xd, yd) in cases.items():
         with pytest.raises(mde.DeliveryError):
-            proxy.verify_delivery(Xd, yd, report)
+            proxy.verify_delivery(Xd, yd, report, seed=_seed(report))
     # a report whose efficacy was altered is caught even with the right records
     forged = report.model_copy(update={"efficacy": report.efficacy * 2 + 1})
     with pytest.raises(mde.DeliveryError, match="efficacy"):
-        proxy.verify_delivery(X, y, forged)
+        proxy.verify_delivery(X, y, forged, seed=_seed(forged))
 
 
 def test_header_edits_are_refused(exported, digits):
@@ -238,6 +255,7 @@ def test_header_edits_are_refused(exported, digits):
         sealed = scorer.score(digits.Xc[:30], digits.yc[:30], per_record=per_record)
         for n in (29, 31, 3, 3000) if per_record else (16, 33, 3, 3000):
             forged = SealedScore.build(
+                key=FORGER,
                 artifact_id=sealed.artifact_id,
                 manifest_sha256=sealed.header.manifest_sha256,
                 n_records=n,
@@ -248,6 +266,7 @@ def test_header_edits_are_refused(exported, digits):
             with pytest.raises(mde.SealedScoreError):
                 proxy.open(forged, allow_repeat=True)
         flipped = SealedScore.build(
+            key=FORGER,
             artifact_id=sealed.artifact_id,
             manifest_sha256=sealed.header.manifest_sha256,
             n_records=30,
@@ -284,7 +303,7 @@ def test_altered_record_scores_fail_delivery(exported, digits):
     forged = report.model_copy(update={"record_scores": forged_scores.tolist()})
     assert sum(forged.record_scores) == pytest.approx(report.efficacy)
     with pytest.raises(mde.DeliveryError, match="record"):
-        proxy.verify_delivery(X, y, forged)
+        proxy.verify_delivery(X, y, forged, seed=_seed(forged))
 
 
 def test_records_beyond_ckks_capacity_are_refused(model, digits, tmp_path):
@@ -328,11 +347,16 @@ def test_order_one_report_with_made_up_terms_is_refused(exported, digits):
     proxy, scorer = exported
     X, y = digits.Xc[:40], digits.yc[:40]
     report = proxy.open(scorer.score(X, y))
-    proxy.verify_delivery(X, y, report)
+    proxy.verify_delivery(X, y, report, seed=_seed(report))
     inflated = report.model_copy(
         update={"first_order": report.efficacy, "pairwise": 0.0, "efficacy": 1000.0}
     )
     with pytest.raises(mde.DeliveryError, match="terms"):
-        proxy.verify_delivery(X, y, inflated)
+        proxy.verify_delivery(X, y, inflated, seed=_seed(inflated))
     with pytest.raises(mde.DeliveryError, match="efficacy"):
-        proxy.verify_delivery(X, y, report.model_copy(update={"efficacy": 1000.0}))
+        proxy.verify_delivery(
+            X,
+            y,
+            report.model_copy(update={"efficacy": 1000.0}),
+            seed=_seed(report.model_copy(update={"efficacy": 1000.0})),
+        )

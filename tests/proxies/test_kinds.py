@@ -7,12 +7,18 @@ import pytest
 from sklearn.neural_network import MLPClassifier
 
 import mde
+from mde.data_owner.ledger import DataOwnerLedger
 
 KINDS = {
     "influence": {"n_components": 12},
     "tree": {"max_leaves": 32, "n_samples": 5000},
     "student": {"hidden": 24, "epochs": 15, "n_samples": 1000},
 }
+
+
+def _seed(report):
+    """The data owner's salt seed for a report's commitment (its ledger, this MDE_HOME)."""
+    return DataOwnerLedger().seed(report.commitment)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +42,10 @@ def built(request, digits, mlp, tmp_path_factory):
     )
     path = tmp_path_factory.mktemp(request.param) / "a.mde"
     proxy.export(path)
-    return proxy, mde.load_artifact(path)
+    # one data owner answers many tests here: budgets wide enough for all of them
+    return proxy, mde.load_artifact(
+        path, policy=mde.GuardPolicy(max_artifacts=100, max_numbers=10**6)
+    )
 
 
 def test_onnx_psi_equals_numpy_psi(built, digits):
@@ -54,7 +63,7 @@ def test_sealed_equals_plaintext(built, digits):
     assert total.efficacy == pytest.approx(plain.sum(), rel=1e-4, abs=1e-6 * np.abs(plain).sum())
     per = proxy.open(scorer.score(X, y, per_record=True), allow_repeat=True)
     np.testing.assert_allclose(per.record_scores, plain, rtol=1e-4, atol=1e-4 * np.abs(plain).max())
-    proxy.verify_delivery(X, y, per)
+    proxy.verify_delivery(X, y, per, seed=scorer.ledger.seed(per.commitment))
 
 
 def test_clean_data_beats_noisy_data(built, digits):

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 import mde
+from mde.data_owner.ledger import DataOwnerLedger
 from mde.proxies.membership import MembershipSketch
 from mde.wire.artifact import read_artifact
+
+
+def _seed(report):
+    """The data owner's salt seed for a report's commitment (its ledger, this MDE_HOME)."""
+    return DataOwnerLedger().seed(report.commitment)
 
 
 def _brute_force_known(sketch: MembershipSketch, Xtr, ytr, X, y) -> np.ndarray:
@@ -73,7 +79,7 @@ def test_data_owner_ignoring_the_sketch_is_caught_at_delivery(fresh_proxy, digit
     report = fresh_proxy.open(scorer.score(X, y))
     assert abs(report.efficacy) > 1e-3
     with pytest.raises(mde.DeliveryError, match="efficacy"):
-        fresh_proxy.verify_delivery(X, y, report)
+        fresh_proxy.verify_delivery(X, y, report, seed=_seed(report))
 
 
 def test_exclude_known_switches(model, digits, tmp_path):
@@ -208,7 +214,9 @@ def test_delivery_recomputes_the_sketch_on_the_float32_records_that_were_scored(
     assert (plain64 == 0.0) == known64 and (plain32 == 0.0) == known32
     assert abs(plain64 - plain32) > 1e-3  # the two roundings disagree on this record
     assert report.record_scores[0] == pytest.approx(plain32, abs=1e-4)  # it scored float32
-    fresh_proxy.verify_delivery(x, y, report)  # the honest data owner is not accused
+    fresh_proxy.verify_delivery(
+        x, y, report, seed=_seed(report)
+    )  # the honest data owner is not accused
 
 
 # -- outlier screen: records far from the training data's principal subspace -----------------
@@ -274,7 +282,7 @@ def test_outliers_score_zero_on_both_sides_and_the_threshold_travels(proxy, arti
     assert shipped.outlier_threshold_ == proxy.known_.outlier_threshold_ < np.inf
     report = proxy.open(scorer.score(X, y, per_record=True), allow_repeat=True)
     np.testing.assert_allclose(report.record_scores[:40], 0.0, atol=1e-4)
-    proxy.verify_delivery(X, y, report)
+    proxy.verify_delivery(X, y, report, seed=_seed(report))
 
 
 def test_sketch_bytes_from_before_the_screen_load_without_it(proxy):

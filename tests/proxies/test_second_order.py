@@ -8,6 +8,7 @@ import pytest
 
 import mde
 from mde.crypto.sealing import pairwise_products, pairwise_values
+from mde.data_owner.ledger import DataOwnerLedger
 from mde.errors import ArtifactError
 from mde.proxies.heads import fit_softmax_head, head_hessian, head_psi, head_test_loss
 from mde.proxies.second_order import second_order_efficacy
@@ -16,6 +17,11 @@ from mde.wire.envelope import Envelope
 from mde.wire.signing import SigningKey
 
 FORGER = SigningKey.generate()  # whoever crafts a message signs it with its own key
+
+
+def _seed(report):
+    """The data owner's salt seed for a report's commitment (its ledger, this MDE_HOME)."""
+    return DataOwnerLedger().seed(report.commitment)
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +185,7 @@ def test_sealed_order_two_equals_plaintext_and_verifies(proxy2, digits, tmp_path
     assert report.efficacy == pytest.approx(proxy2.efficacy(X, y), rel=1e-3)
     if per_record:
         np.testing.assert_allclose(report.record_scores, proxy2.record_scores(X, y), atol=1e-4)
-    proxy2.verify_delivery(X, y, report)
+    proxy2.verify_delivery(X, y, report, seed=_seed(report))
     n = len(digits.ytr)
     half = report.pairwise * 0.5
     forged = report.model_copy(
@@ -191,12 +197,20 @@ def test_sealed_order_two_equals_plaintext_and_verifies(proxy2, digits, tmp_path
         }
     )
     with pytest.raises(mde.DeliveryError, match="pairwise"):
-        proxy2.verify_delivery(X, y, forged)
+        proxy2.verify_delivery(X, y, forged, seed=_seed(forged))
     with pytest.raises(mde.DeliveryError, match="efficacy"):
-        proxy2.verify_delivery(X, y, report.model_copy(update={"efficacy": report.efficacy * 1.5}))
+        proxy2.verify_delivery(
+            X,
+            y,
+            report.model_copy(update={"efficacy": report.efficacy * 1.5}),
+            seed=_seed(report.model_copy(update={"efficacy": report.efficacy * 1.5})),
+        )
     with pytest.raises(mde.DeliveryError, match="terms"):
         proxy2.verify_delivery(
-            X, y, report.model_copy(update={"first_order": None, "pairwise": None})
+            X,
+            y,
+            report.model_copy(update={"first_order": None, "pairwise": None}),
+            seed=_seed(report.model_copy(update={"first_order": None, "pairwise": None})),
         )
 
 
@@ -214,10 +228,10 @@ def test_sealed_score_without_its_pairwise_part_is_refused(proxy2, digits, tmp_p
         "commitment": sealed.commitment,
     }
     assert n_q >= 1 and len(sealed.ciphertexts) > n_q
-    w_only = mde.SealedScore.build(**common, ciphertexts=sealed.ciphertexts[:-n_q])
+    w_only = mde.SealedScore.build(key=FORGER, **common, ciphertexts=sealed.ciphertexts[:-n_q])
     with pytest.raises(mde.SealedScoreError):
         proxy2.open(w_only, allow_repeat=True)
-    swapped = mde.SealedScore.build(**common, ciphertexts=sealed.ciphertexts[::-1])
+    swapped = mde.SealedScore.build(key=FORGER, **common, ciphertexts=sealed.ciphertexts[::-1])
     with pytest.raises(mde.SealedScoreError):
         proxy2.open(swapped, allow_repeat=True)
 

@@ -18,7 +18,7 @@ from mde.wire.versions import FORMAT_VERSIONS
 
 FORGER = SigningKey.generate()  # whoever crafts a message signs it with its own key
 
-FMT = "mde-sealed-score"
+FMT = "mde-proxy"  # a format kept by one owner: unsigned envelopes (signing: see below)
 ERRORS = [mde.ArtifactError, mde.StorageError, mde.SealedScoreError, mde.ProtocolError]
 HEADER = {"n": 3, "name": "x", "values": [1.5, -2.0], "nested": {"b": True, "a": None}}
 MEMBERS = {"ct_0000001.ckks": b"\x00\x01second", "ct_0000000.ckks": bytes(range(256)) * 4}
@@ -115,9 +115,7 @@ def test_reserved_member_name_and_nan_cannot_be_written():
 
 @pytest.mark.parametrize("error", ERRORS)
 def test_wrong_format_is_refused(env, error):
-    with pytest.raises(
-        error, match="expected an MDE mde-artifact file, got 'mde-sealed-score'"
-    ) as info:
+    with pytest.raises(error, match="expected an MDE mde-artifact file, got 'mde-proxy'") as info:
         Envelope.from_bytes(env.to_bytes(), "mde-artifact", error)
     assert info.type is error
 
@@ -276,3 +274,29 @@ def test_a_file_from_another_mde_version_reads_fine():
         back = Envelope.from_bytes(data, FMT, mde.SealedScoreError)
         assert back.mde_version == version and dict(back.members) == MEMBERS
         assert back.to_bytes() == data
+
+
+def test_signed_formats_are_refused_unsigned_and_after_any_edit():
+    """Formats that cross between the owners must be signed; the signature covers the
+    header bytes, so an edited header field, a changed member or a reordered member fails."""
+    fmt = "mde-sealed-score"
+    with pytest.raises(mde.SealedScoreError, match="not signed"):
+        Envelope.from_bytes(Envelope(fmt, HEADER, MEMBERS).to_bytes(), fmt, mde.SealedScoreError)
+    signed = Envelope(fmt, HEADER, MEMBERS).signed(FORGER)
+    back = Envelope.from_bytes(signed.to_bytes(), fmt, mde.SealedScoreError)
+    assert back.signer == FORGER.public_hex and back.signature_valid
+    names = sorted(MEMBERS)
+    swapped = {names[0]: MEMBERS[names[1]], names[1]: MEMBERS[names[0]]}
+    for edit in (
+        Envelope(
+            fmt, {**HEADER, "n": 4}, MEMBERS, signer=signed.signer, signature=signed.signature
+        ),
+        Envelope(
+            fmt, HEADER, {**MEMBERS, **swapped}, signer=signed.signer, signature=signed.signature
+        ),
+    ):
+        with pytest.raises(mde.SealedScoreError, match="does not verify"):
+            Envelope.from_bytes(edit.to_bytes(), fmt, mde.SealedScoreError)
+    other = SigningKey.generate()
+    with pytest.raises(mde.IdentityError, match="pinned key"):
+        back.check_signature(mde.SealedScoreError, other.public_hex)

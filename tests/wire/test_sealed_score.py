@@ -43,7 +43,9 @@ def test_round_trip_and_layout(sealed, artifact):
     assert (back.n_records, back.header.per_record) == (70, True)
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
         names = zf.namelist()
-    assert names == ["envelope.json"] + [f"ct_{i:07d}.ckks" for i in range(len(sealed.ciphertexts))]
+    assert names == ["envelope.json", "envelope.sig"] + [
+        f"ct_{i:07d}.ckks" for i in range(len(sealed.ciphertexts))
+    ]
     # no magic bytes: the format is named in the envelope header
     assert isinstance(read_message(blob), SealedScore)
 
@@ -115,7 +117,9 @@ def test_other_formats_are_not_sealed_scores(sealed, artifact):
             Envelope("mde-encrypted-records", header, members).signed(FORGER).to_bytes()
         )
     # read_message tells the two final messages apart by their declared format
-    partial = PartialResult(artifact_id="a", request_id="b", result_id="c", value=1.5)
+    partial = PartialResult(artifact_id="a", request_id="b", result_id="c", value=1.5).signed(
+        FORGER
+    )
     assert read_message(partial.to_bytes()) == partial
     with pytest.raises(mde.SealedScoreError, match="mde-sealed-score or mde-partial-result"):
         read_message(open(artifact, "rb").read())
@@ -142,5 +146,14 @@ def test_header_and_ciphertext_count_must_agree():
         per_record=False,
         commitment="1" * 64,
         ciphertexts=[b"x", b"y"],
+        key=FORGER,
     )
     assert built.header == header and built.ciphertexts == [b"x", b"y"]
+    assert built.check_signature(FORGER.public_hex) == FORGER.public_hex
+    # the signature binds the count and the order of the ciphertexts
+    built.header = header.model_copy(update={"n_records": 4})
+    with pytest.raises(mde.SealedScoreError, match="does not verify"):
+        built.check_signature()
+    built.header, built.ciphertexts = header, [b"y", b"x"]
+    with pytest.raises(mde.SealedScoreError, match="does not verify"):
+        built.check_signature()
