@@ -36,10 +36,11 @@ from benchmarks.common import (
     cached_utility,
     mnist_label_noise,
 )
+from mde.data_owner.policy import GuardPolicy
 from mde.valuation import rank_correlation, retrain_utility
 
 # the benchmark is one data owner answering every artifact: budgets out of the way
-_WIDE = mde.GuardPolicy(max_artifacts=10**9, max_numbers=10**12)
+_WIDE = GuardPolicy(max_artifacts=10**9, max_numbers=10**12)
 
 
 def _evaluate(kind, model, sc, gt, factory, seeds, options):

@@ -42,6 +42,7 @@ from benchmarks import scenarios
 from benchmarks.candidates import gradient_norm
 from benchmarks.common import RESULTS, Scenario, black_boxes, cached_utility
 from benchmarks.tmc import pooled_set_values
+from mde.data_owner.policy import GuardPolicy
 from mde.valuation import permutation_shapley, rank_correlation
 
 Appraiser = Callable[[np.ndarray, np.ndarray], float]
@@ -61,7 +62,7 @@ RATIOS = {
 }
 
 # the benchmark is one data owner answering every artifact: budgets out of the way
-_WIDE = mde.GuardPolicy(max_artifacts=10**9, max_numbers=10**12)
+_WIDE = GuardPolicy(max_artifacts=10**9, max_numbers=10**12)
 
 
 @dataclass
