@@ -50,7 +50,8 @@ class CKKSParams(BaseModel):
 
     @property
     def flood_sigma(self) -> float:
-        """Std of the noise added to each decrypted block sum (scaled units, max |w| = 1)."""
+        """The flat flooding sigma of earlier versions (scaled units, max |w| = 1): below the
+        per-record CKKS error. Flood per block with :func:`mde.crypto.flooding.flood_sigmas`."""
         return 2.0 ** (20 - self.global_scale_bits)
 
 

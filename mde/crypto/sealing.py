@@ -17,9 +17,12 @@ Slot layout: each ciphertext reserves its last two slots.
 With ``m`` features and ``S`` slots, ``m <= S - 2`` gives ``tiles = (S - 2) // m`` blocks
 per ciphertext; otherwise one block spans ``chunks = ceil(m / (S - 2))`` ciphertexts.
 
-Decrypted block sums are flooded with Gaussian noise (``flood_sigma``, about a thousand
-times the CKKS error) before they leave :func:`unseal_blocks`, so no exact decryption is
-ever shown to the party that made the ciphertext (Li and Micciancio's attack on CKKS).
+Decryption removes TenSEAL's scale bias (a product decrypts to ``value * 2**40 / q``;
+:func:`~mde.crypto.flooding.rescale_factor`), and each block sum is flooded with Gaussian
+noise of its block kind's sigma (:func:`~mde.crypto.flooding.flood_sigmas`: 2**8 times a
+6-sigma bound on the block's CKKS error, from public parameters, the layout and a public
+bound on |psi|) before it leaves :func:`unseal_blocks`, so no exact decryption is ever
+shown to the party that made the ciphertext (Li and Micciancio's attack on CKKS).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from mde.crypto.flooding import rescale_factor
 from mde.crypto.params import CKKSParams, Layout
 from mde.errors import InputError, SealedScoreError, require
 
@@ -108,17 +112,21 @@ def seal_blocks(
     rng: np.random.Generator,
     params: CKKSParams,
     aggregate_exp: int | None = None,
+    norm_bound: float | None = None,
 ) -> list[bytes]:
     """Data owner: seal blocks (rows of ``blocks``, each of length ``dim``).
 
     ``aggregate_exp`` is e for a total sealed as ``sum(psi) / 2**e`` (one block); None for
-    per-record blocks. Returns ``ceil(n_blocks / tiles) * chunks`` serialized ciphertexts.
+    per-record blocks. ``norm_bound`` is the public bound on a block's L2 norm that the
+    model owner's flooding assumes (:func:`~mde.crypto.flooding.norm_bounds`: ``.values``,
+    or ``.pairwise`` for the pairwise block); None checks only the CKKS capacity. Returns
+    ``ceil(n_blocks / tiles) * chunks`` serialized ciphertexts.
 
     Raises
     ------
     InputError
-        If a block's values exceed what the CKKS parameters can hold (records far outside
-        the range the proxy was built on).
+        If a block's values exceed what the CKKS parameters can hold, or its norm exceeds
+        ``norm_bound`` (records far outside the range the proxy was built on).
     """
     ts = require("tenseal")
     peak = float(np.max(np.abs(blocks))) if blocks.size else 0.0
@@ -127,6 +135,13 @@ def seal_blocks(
             f"efficacy features reach {peak:.3g}, beyond what the CKKS parameters hold "
             f"({params.capacity / 8:g}); the records lie far outside the range the proxy was built "
             "on."
+        )
+    norm = float(np.max(np.linalg.norm(blocks, axis=1))) if blocks.size else 0.0
+    if norm_bound is not None and not norm <= norm_bound * (1.0 + 1e-12):
+        raise InputError(
+            f"a block of efficacy features has L2 norm {norm:.3g}, beyond the artifact's bound "
+            f"{norm_bound:.3g} (the flooding noise covers the CKKS error up to it); the "
+            "records lie far outside the range the proxy was built on."
         )
     out: list[bytes] = []
     slices = _chunk_slices(layout)
@@ -163,9 +178,11 @@ def unseal_blocks(
     rng: np.random.Generator | None = None,
     exponent: int | None = None,
 ) -> np.ndarray:
-    """Model owner: decrypt, check sentinel and meta codes against the header, and return
-    the flooded sum of each block (scaled units; one block for a total). ``exponent`` is the
-    e a total was sealed with, by default :func:`aggregate_exponent` of ``n_records``.
+    """Model owner: decrypt, remove the scale bias, check sentinel and meta codes against the
+    header, and return the flooded sum of each block (scaled units; one block for a total).
+    ``flood_sigma`` is the sigma of this block kind (``flood_sigmas(...).values`` for Enc(w)
+    blocks, ``.pairwise`` for the pairwise block). ``exponent`` is the e a total was sealed
+    with, by default :func:`aggregate_exponent` of ``n_records``.
 
     Raises
     ------
@@ -183,12 +200,13 @@ def unseal_blocks(
             f"({n_records} records, {'per record' if per_record else 'total'})."
         )
     want_exp = aggregate_exponent(n_records) if exponent is None else exponent
+    unbias = 1.0 / rescale_factor(secret_ctx)  # TenSEAL records 2**40, not 2**80 / q
     sums = np.zeros(n_blocks)
     slices = _chunk_slices(layout)
     for i, blob in enumerate(ciphertexts):
         group, c = divmod(i, layout.chunks)
         try:
-            vec = np.asarray(ts.ckks_vector_from(secret_ctx, blob).decrypt())
+            vec = np.asarray(ts.ckks_vector_from(secret_ctx, blob).decrypt()) * unbias
         except Exception as exc:  # TenSEAL raises ValueError/RuntimeError on foreign data
             raise SealedScoreError(
                 f"ciphertext {i} cannot be read with this proxy's key ({exc}); "
