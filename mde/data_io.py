@@ -41,11 +41,12 @@ def read_dataset(
                 return data["X"], data["y"]
         except InputError:
             raise
-        except (
-            Exception
-        ) as exc:  # numpy/zipfile raise many kinds on damaged files; object arrays need pickle
-            if isinstance(exc, MemoryError):
-                raise
+        except MemoryError as exc:  # a header (maybe crafted) announces more than fits
+            raise InputError(
+                f"{p!r} holds arrays too large to load ({exc}); if the file is genuine, split "
+                "the data set into smaller files."
+            ) from exc
+        except Exception as exc:  # numpy/zipfile raise many kinds; object arrays need pickle
             raise InputError(
                 f"{p!r} cannot be read as plain numeric arrays (no pickle): {exc}"
             ) from exc

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mde.errors import InputError
 
 __all__ = ["EfficacyReport", "EFFICACY_UNITS"]
 
@@ -62,6 +64,23 @@ class EfficacyReport(BaseModel):
     seller: str | None = None
     proxy_kind: str
     units: str = EFFICACY_UNITS
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> EfficacyReport:
+        """Read a report written by ``report.model_dump_json()``.
+
+        Raises
+        ------
+        InputError
+            If ``data`` is not a valid report of this format version.
+        """
+        try:
+            return cls.model_validate_json(data)
+        except (ValidationError, ValueError, RecursionError) as exc:
+            raise InputError(
+                f"not a valid MDE efficacy report (format mde-report version 2): {exc}. Open "
+                "the sealed score again to get a fresh report."
+            ) from exc
 
     @model_validator(mode="after")
     def _consistent(self) -> EfficacyReport:

@@ -21,7 +21,7 @@ import math
 import os
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mde.crypto.params import CKKSParams, Layout, check_params, hidden_params, make_layout
 from mde.errors import ArtifactError
@@ -54,7 +54,15 @@ class ManifestBase(BaseModel):
     proxy_kind: str
     n_features: int = Field(ge=1, le=2**20)
     feature_names: list[str] | None = None
-    classes: list[Any] = Field(min_length=2, max_length=2**16)
+    # class labels are JSON scalars (the data owner looks its labels up among them)
+    classes: list[bool | int | float | str] = Field(min_length=2, max_length=2**16)
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, classes: list[Any]) -> list[Any]:
+        if len(set(classes)) != len(classes):
+            raise ValueError("classes must be distinct labels (1, 1.0 and True are one label)")
+        return classes
 
 
 class ArtifactManifest(ManifestBase):

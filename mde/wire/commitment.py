@@ -24,7 +24,7 @@ from mde.wire.merkle import MerkleBuilder, commitment_hex, leaf_hashes, record_s
 
 __all__ = ["Committer", "Fingerprint", "commit", "new_seed"]
 
-_TAG = b"mde-fingerprint-v1-f32"
+_TAG = b"mde-fingerprint-v2-multiset-f32"
 
 
 def new_seed() -> bytes:
@@ -62,24 +62,33 @@ class Committer:
 
 
 class Fingerprint:
-    """Unsalted streaming hash of a data set (local to the data owner, never sent)."""
+    """Unsalted hash of a data set's *multiset* of records (local to the data owner, never
+    sent): the same records in any order have the same fingerprint, so reordering a data
+    set does not open a fresh budget. (A data set with one record more or less is another
+    data set: budgets are per data set, not per record.)"""
 
     def __init__(self, n_features: int) -> None:
         self.n_features = n_features
         self.n_records = 0
-        self._hx = hashlib.sha256()
-        self._hy = hashlib.sha256()
+        self._rows: list[np.ndarray] = []
 
     def update(self, X: np.ndarray, y_idx: np.ndarray) -> None:
-        self._hx.update(np.ascontiguousarray(X, dtype="<f4").tobytes())
-        self._hy.update(np.ascontiguousarray(y_idx, dtype="<i8").tobytes())
+        X32 = np.ascontiguousarray(X, dtype="<f4") + np.float32(0.0)  # -0.0 is 0.0
+        y8 = np.ascontiguousarray(y_idx, dtype="<i8")
+        rows = np.concatenate(
+            [X32.view(np.uint8).reshape(len(X32), -1), y8.view(np.uint8).reshape(len(y8), -1)],
+            axis=1,
+        )
+        # 16-byte BLAKE2 digest per record, sorted at the end
+        digests = [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows]
+        self._rows.append(np.frombuffer(b"".join(digests), dtype="V16"))
         self.n_records += X.shape[0]
 
     def hexdigest(self) -> str:
         h = hashlib.sha256(_TAG)
         h.update(f"{self.n_records}:{self.n_features}".encode())
-        h.update(self._hx.digest())
-        h.update(self._hy.digest())
+        if self._rows:
+            h.update(np.sort(np.concatenate(self._rows)).tobytes())
         return h.hexdigest()
 
 

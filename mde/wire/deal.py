@@ -44,7 +44,7 @@ class SignedQuote(Message):
     commitment: str = _HEX
     seller: str = _HEX
     n_records: int = Field(ge=1, le=_MAX_RECORDS)
-    efficacy: float
+    efficacy: float = Field(allow_inf_nan=False)
     price: float
     pricing: str = Field(max_length=400)
 
@@ -63,7 +63,7 @@ class Settlement(Message):
     n_records_paid: int = Field(ge=0, le=_MAX_RECORDS)
     quoted_price: float
     price: float
-    verified_efficacy: float
+    verified_efficacy: float = Field(allow_inf_nan=False)
 
     _prices = field_validator("price", "quoted_price")(classmethod(lambda cls, v: _finite_price(v)))
 

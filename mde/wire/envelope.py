@@ -40,11 +40,25 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 # a crafted file must not make a reader allocate without bound: envelopes are bounded
 MAX_ENVELOPE_BYTES = 8 * 2**30
 MAX_MEMBERS = 1 << 20
+MAX_HEADER_DEPTH = 64  # nesting of the JSON header; re-encoding a deeper one could overflow
 
 
 def canonical_json(obj: Any) -> bytes:
     """Sorted keys, no whitespace, no NaN or infinity: one byte string per value."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of a parsed JSON value (iterative: any depth is safe to measure)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        value, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(value, dict):
+            stack += [(v, level + 1) for v in value.values()]
+        elif isinstance(value, list):
+            stack += [(v, level + 1) for v in value]
+    return deepest
 
 
 def _sha256(data: bytes) -> str:
@@ -152,12 +166,16 @@ class Envelope:
             head.append((_SIGNATURE, self.signature))
         return _zip(head + sorted(self.members.items()))
 
-    def write(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`to_bytes` to ``path`` atomically (a crash leaves the old file whole)."""
+    def write(self, path: str | os.PathLike[str], *, private: bool = False) -> None:
+        """Write :meth:`to_bytes` to ``path`` atomically (a crash leaves the old file whole);
+        ``private=True`` makes it readable by its owner only (mode 0600: secret keys)."""
         data = self.to_bytes()
         tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
         try:
-            with open(tmp, "wb") as fh:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
+            with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -187,20 +205,33 @@ class Envelope:
                 f"{len(data)} bytes is larger than any MDE {what} file may be; refusing it."
             )
         data = bytes(data)
+        compressed = False
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 infos = zf.infolist()
                 if len(infos) > MAX_MEMBERS:
                     raise ValueError(f"{len(infos)} members")
-                files = [(i.filename, zf.read(i)) for i in infos]
+                # MDE never compresses: refuse unread what would inflate (a zip bomb)
+                compressed = any(i.compress_type != zipfile.ZIP_STORED for i in infos)
+                files = [] if compressed else [(i.filename, zf.read(i)) for i in infos]
             raw = json.loads(files[0][1]) if files and files[0][0] == _HEADER else None
         except Exception as exc:  # untrusted bytes: zipfile and json raise many kinds
             raise error(
                 f"not a readable MDE {what} file (damaged or not an MDE file): {exc}"
             ) from exc
+        if compressed:
+            raise error(
+                f"MDE {what} file holds compressed members, which MDE never writes: it was "
+                "modified outside its members, or is not an MDE file. Refusing it unread."
+            )
         if not isinstance(raw, dict):
             raise error(
                 f"not an MDE {what} file: it has no envelope header. Make it with MDE's own tools."
+            )
+        if _depth(raw) > MAX_HEADER_DEPTH:
+            raise error(
+                f"MDE {what} file's header nests deeper than {MAX_HEADER_DEPTH} levels; no MDE "
+                "file does. Refusing it (crafted)."
             )
         fmt, version = raw.get("format"), raw.get("version")
         if fmt not in formats:

@@ -109,9 +109,9 @@ class Message(BaseModel):
     def to_bytes(self) -> bytes:
         return self._envelope().to_bytes()
 
-    def write(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`to_bytes` to ``path`` atomically."""
-        self._envelope().write(path)
+    def write(self, path: str | os.PathLike[str], *, private: bool = False) -> None:
+        """Write :meth:`to_bytes` to ``path`` atomically (``private``: mode 0600)."""
+        self._envelope().write(path, private=private)
 
     @classmethod
     def from_bytes(cls: type[M], data: bytes) -> M:

@@ -20,6 +20,10 @@ from mde.paths import mde_home
 __all__ = ["SigningKey", "verify_signature", "default_identity_path", "check_public_key"]
 
 _HEX_KEY = re.compile(r"^[0-9a-f]{64}$")
+_REMEDY = (
+    "Restore it from a backup, or move it away to make a new identity (the other party must "
+    "then pin the new key)."
+)
 
 
 def default_identity_path() -> Path:
@@ -82,12 +86,15 @@ class SigningKey:
                 key = serialization.load_pem_private_key(fh.read(), password=None)
         except OSError as exc:
             raise StorageError(f"identity file {os.fspath(path)!r} cannot be read: {exc}") from exc
-        except (ValueError, TypeError) as exc:  # cryptography's errors on damaged PEM
+        except Exception as exc:  # damaged PEM: ValueError, TypeError, UnsupportedAlgorithm...
             raise StorageError(
-                f"identity file {os.fspath(path)!r} is damaged or not a PEM private key: {exc}"
+                f"identity file {os.fspath(path)!r} is damaged or not a PEM private key ({exc}). "
+                f"{_REMEDY}"
             ) from exc
         if not isinstance(key, Ed25519PrivateKey):
-            raise StorageError(f"identity file {os.fspath(path)!r} is not an Ed25519 key.")
+            raise StorageError(
+                f"identity file {os.fspath(path)!r} is not an Ed25519 key. {_REMEDY}"
+            )
         return cls(key)
 
     @classmethod

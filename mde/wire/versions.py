@@ -32,7 +32,7 @@ FORMAT_VERSIONS: dict[str, int] = {
     "mde-settlement": 1,  # model owner -> data owner: the verified price that settles
     # kept by one owner
     "mde-data-owner-key": 2,  # hidden mode: the data owner's secret key and request state
-    "mde-proxy": 3,  # the model owner's private proxy file (w, secret key, session)
+    "mde-proxy": 4,  # the model owner's private proxy file (id, w, secret key; no session)
     "mde-report": 2,  # the opened efficacy report (JSON document, see mde.report)
 }
 

@@ -300,3 +300,14 @@ def test_signed_formats_are_refused_unsigned_and_after_any_edit():
     other = SigningKey.generate()
     with pytest.raises(mde.IdentityError, match="pinned key"):
         back.check_signature(mde.SealedScoreError, other.public_hex)
+
+
+def test_private_files_are_readable_by_their_owner_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import stat
+
+    env = Envelope("mde-report", {"a": 1}, {})
+    env.write(tmp_path / "public.bin")
+    env.write(tmp_path / "secret.bin", private=True)
+    env.write(tmp_path / "secret.bin", private=True)  # replacing keeps it private
+    assert stat.S_IMODE((tmp_path / "secret.bin").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "public.bin").stat().st_mode) & 0o044  # others may read
