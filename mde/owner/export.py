@@ -10,6 +10,7 @@ import numpy as np
 
 from mde.crypto.context import public_context_bytes
 from mde.crypto.encrypted_graph import check_graph
+from mde.crypto.flooding import flood_sigmas, norm_bounds
 from mde.crypto.params import RESERVED_SLOTS, CKKSParams, hidden_params, make_layout
 from mde.crypto.sealing import encrypt_values, pairwise_values
 from mde.errors import InputError
@@ -91,17 +92,29 @@ def export_sealed(
         psi_clip=proxy.psi_clip_,
     )
     artifact = SealedArtifact(manifest, members).signed(identity)
-    artifact.write(path)
-    session.artifacts[artifact_id] = SealedRecord(
-        manifest_sha256=artifact.digest,
-        scale=scale,
-        sentinel=sentinel,
-        meta_key=meta_key,
-        flood_sigma=params.flood_sigma,
-        layout=layout,
-        artifact_bytes=os.path.getsize(path),
-        pairwise=pairwise,
+    # the secrets are recorded before the artifact leaves (a crash in between leaves a
+    # record without an artifact, never an artifact that cannot be opened)
+    session.add(
+        artifact_id,
+        SealedRecord(
+            manifest_sha256=artifact.digest,
+            scale=scale,
+            sentinel=sentinel,
+            meta_key=meta_key,
+            flood_sigma=flood_sigmas(
+                params,
+                layout,
+                norm_bounds(proxy.psi_clip_, proxy.psi_dim_),
+                None if pairwise is None else pairwise.layout,
+            ).values,
+            ckks=params,
+            psi_clip=proxy.psi_clip_,
+            layout=layout,
+            artifact_bytes=len(artifact.to_bytes()),
+            pairwise=pairwise,
+        ),
     )
+    artifact.write(path)
     return artifact_id
 
 
@@ -140,12 +153,15 @@ def export_hidden(
         flood_sigma=HIDDEN_FLOOD_SIGMA,
     )
     artifact = HiddenArtifact(manifest).signed(identity)
-    artifact.write(path)
-    session.artifacts[artifact_id] = HiddenRecord(
-        manifest_sha256=artifact.digest,
-        scale=scale,
-        flood_sigma=manifest.flood_sigma,
-        ckks=params,
-        artifact_bytes=os.path.getsize(path),
+    session.add(
+        artifact_id,
+        HiddenRecord(
+            manifest_sha256=artifact.digest,
+            scale=scale,
+            flood_sigma=manifest.flood_sigma,
+            ckks=params,
+            artifact_bytes=len(artifact.to_bytes()),
+        ),
     )
+    artifact.write(path)
     return artifact_id

@@ -112,7 +112,7 @@ def evaluate_hidden(
     masked = total + mask.tolist()
     zero = {"X": np.zeros((1, proxy.n_features_in_)), "Y": np.zeros((1, len(proxy.classes_)))}
     result_id = uuid.uuid4().hex
-    rec.pending[result_id] = PendingMask(
+    pending = PendingMask(
         request_id=request.request_id,
         mask_sum=float(mask.sum()),
         padding=request.n_batches * params.slots - request.n_records,
@@ -121,8 +121,13 @@ def evaluate_hidden(
         commitment=request.commitment,
         seller=seller,
     )
-    ledger.record_evaluation(request.artifact_id, "evaluate-hidden", allow_repeat)
-    session.count(request.artifact_id)
+    # the evaluation and the mask that opens it are recorded together
+    ledger.record_evaluation(
+        request.artifact_id,
+        "evaluate-hidden",
+        allow_repeat,
+        pending=(result_id, pending.model_dump_json()),
+    )
     return MaskedResult(
         artifact_id=request.artifact_id,
         request_id=request.request_id,

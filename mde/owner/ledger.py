@@ -1,14 +1,16 @@
-"""The model owner's ledger: evaluations, quotes and settlements in SQLite, in transactions.
+"""The model owner's ledger (SQLite): exported artifacts' secrets, evaluations, pending
+hidden-mode masks, quotes and settlements, each change in one transaction.
 
 The one-evaluation rule (an artifact is opened or evaluated once unless the owner accepts
 the extra leakage) must hold across restarts, unsaved proxy files and concurrent
 processes, so it is not kept in the proxy file: :meth:`Ledger.record_evaluation` checks
 and records in one ``BEGIN IMMEDIATE`` transaction, and a report is only returned once its
 evaluation is committed. A crash before the commit records nothing; after it, the
-evaluation counts (fail closed: an artifact is never evaluated twice by accident).
-A quote is recorded with the report it prices; a settlement once per quote, in one
-transaction, so a crash during settlement leaves the quote either settled (the stored
-settlement is returned again) or still open.
+evaluation counts (fail closed: an artifact is never evaluated twice by accident). A
+hidden-mode mask is recorded with its evaluation and taken once, atomically. A quote is
+recorded with the report it prices; a settlement once per quote, so a crash during
+settlement leaves the quote either settled (the stored settlement is returned again) or
+still open.
 
 The default path is ``$MDE_HOME/owner-ledger.sqlite`` (``MDE_HOME`` defaults to
 ``$XDG_DATA_HOME/mde``, i.e. ``~/.local/share/mde``).
@@ -19,30 +21,34 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from mde.errors import ProtocolError, ReplayError, StorageError
+from mde.errors import ProtocolError, ReplayError
+from mde.ledger_db import open_ledger, transaction
 from mde.paths import mde_home
 
 __all__ = ["Ledger", "default_ledger_path"]
 
+SCHEMA_VERSION = 1
+_WHAT = "model owner's ledger"
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS evaluations (
-    artifact_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (artifact_id, seq)
-);
-CREATE TABLE IF NOT EXISTS quotes (
+CREATE TABLE artifacts (
+    artifact_id TEXT PRIMARY KEY, proxy_id TEXT NOT NULL, record TEXT NOT NULL,
+    at REAL NOT NULL);
+CREATE TABLE evaluations (
+    artifact_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (artifact_id, seq));
+CREATE TABLE pending (
+    result_id TEXT PRIMARY KEY, artifact_id TEXT NOT NULL, record TEXT NOT NULL,
+    opened INTEGER NOT NULL DEFAULT 0, at REAL NOT NULL);
+CREATE TABLE quotes (
     quote_id TEXT PRIMARY KEY, artifact_id TEXT NOT NULL, commitment TEXT NOT NULL,
     seller TEXT NOT NULL, price REAL NOT NULL, report TEXT NOT NULL, pricing TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS settlements (
+    at REAL NOT NULL);
+CREATE TABLE settlements (
     quote_id TEXT PRIMARY KEY REFERENCES quotes(quote_id), price REAL NOT NULL,
-    settlement BLOB NOT NULL, at REAL NOT NULL
-);
+    settlement BLOB NOT NULL, at REAL NOT NULL);
 """
 
 
@@ -52,47 +58,68 @@ def default_ledger_path() -> Path:
 
 
 class Ledger:
-    """The model owner's SQLite ledger of evaluations.
+    """The model owner's SQLite ledger.
 
     Parameters
     ----------
     path : str or Path, optional
         The database file (created with its folder if missing); default
         :func:`default_ledger_path`.
+
+    Raises
+    ------
+    StorageError
+        If the file cannot be opened, is not a ledger, or has another schema version.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_ledger_path()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise StorageError(
-                f"ledger {str(self.path)!r} cannot be opened: {exc}. Choose another path "
-                "(ledger=...) or set MDE_HOME."
-            ) from exc
+        open_ledger(self.path, _SCHEMA, SCHEMA_VERSION, _WHAT)
 
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below)
-        return sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.path, _WHAT)
 
+    # -- artifacts (the session) ----------------------------------------------------------
+    def record_artifact(self, artifact_id: str, proxy_id: str, record_json: str) -> None:
+        """Keep the secrets of an exported artifact (before the artifact file is written)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO artifacts VALUES (?, ?, ?, ?)",
+                (artifact_id, proxy_id, record_json, time.time()),
+            )
+
+    def artifact(self, artifact_id: str) -> tuple[str, str] | None:
+        """``(proxy_id, record_json)`` of an exported artifact, or None."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT proxy_id, record FROM artifacts WHERE artifact_id = ?", (artifact_id,)
+            ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def artifacts(self, proxy_id: str) -> list[tuple[str, str]]:
+        """``(artifact_id, record_json)`` of every artifact a proxy exported, in order."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT artifact_id, record FROM artifacts WHERE proxy_id = ? ORDER BY rowid",
+                (proxy_id,),
+            ).fetchall()
+        return [(str(a), str(r)) for a, r in rows]
+
+    # -- evaluations ------------------------------------------------------------------
     def evaluations(self, artifact_id: str) -> int:
         """How often ``artifact_id`` was evaluated (committed evaluations only)."""
-        try:
-            with self._connect() as db:
-                row = db.execute(
-                    "SELECT COUNT(*) FROM evaluations WHERE artifact_id = ?", (artifact_id,)
-                ).fetchone()
-        except sqlite3.Error as exc:
-            raise StorageError(f"ledger {str(self.path)!r} cannot be read: {exc}") from exc
-        return int(row[0])
+        with self._tx() as db:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM evaluations WHERE artifact_id = ?", (artifact_id,)
+            ).fetchone()
+        return int(count)
 
     def _replay(self, artifact_id: str, count: int) -> ReplayError:
         return ReplayError(
             f"artifact {artifact_id!r} was already evaluated ({count}x, ledger "
             f"{str(self.path)!r}); repeated evaluations leak the value vector. Export a new "
-            "artifact, or pass allow_repeat=True if you accept that."
+            "artifact, or allow the repeat (allow_repeat=True, mde open --allow-repeat) if you "
+            "accept that."
         )
 
     def check(self, artifact_id: str, allow_repeat: bool) -> None:
@@ -107,8 +134,15 @@ class Ledger:
         if count >= 1 and not allow_repeat:
             raise self._replay(artifact_id, count)
 
-    def record_evaluation(self, artifact_id: str, kind: str, allow_repeat: bool) -> int:
-        """Check the one-evaluation rule and record one evaluation, atomically.
+    def record_evaluation(
+        self,
+        artifact_id: str,
+        kind: str,
+        allow_repeat: bool,
+        pending: tuple[str, str] | None = None,
+    ) -> int:
+        """Check the one-evaluation rule and record one evaluation, atomically; with
+        ``pending=(result_id, mask_json)`` (hidden mode) also the mask to open it with.
 
         Returns
         -------
@@ -122,28 +156,50 @@ class Ledger:
         StorageError
             If the database cannot be written.
         """
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")  # one writer at a time: check and insert are atomic
+        with self._tx() as db:
             (count,) = db.execute(
                 "SELECT COUNT(*) FROM evaluations WHERE artifact_id = ?", (artifact_id,)
             ).fetchone()
             if count >= 1 and not allow_repeat:
-                db.execute("ROLLBACK")
                 raise self._replay(artifact_id, int(count))
             db.execute(
                 "INSERT INTO evaluations (artifact_id, seq, kind, at) VALUES (?, ?, ?, ?)",
                 (artifact_id, count + 1, kind, time.time()),
             )
-            db.execute("COMMIT")
-            return int(count) + 1
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StorageError(f"ledger {str(self.path)!r} cannot be written: {exc}") from exc
-        finally:
-            db.close()
+            if pending is not None:
+                db.execute(
+                    "INSERT INTO pending (result_id, artifact_id, record, at) VALUES (?, ?, ?, ?)",
+                    (pending[0], artifact_id, pending[1], time.time()),
+                )
+        return int(count) + 1
 
+    def pending(self, artifact_id: str) -> list[str]:
+        """Result ids of an artifact's masked results not opened yet."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT result_id FROM pending WHERE artifact_id = ? AND opened = 0 ORDER BY rowid",
+                (artifact_id,),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def pending_mask(self, result_id: str, artifact_id: str) -> str | None:
+        """The mask of a result of ``artifact_id`` not opened yet, or None."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT record FROM pending WHERE result_id = ? AND artifact_id = ? AND opened = 0",
+                (result_id, artifact_id),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def mark_opened(self, result_id: str) -> bool:
+        """Mark a pending result opened; False if it was already (a concurrent open won)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE pending SET opened = 1 WHERE result_id = ? AND opened = 0", (result_id,)
+            )
+            return cur.rowcount == 1
+
+    # -- the deal ---------------------------------------------------------------------
     def record_quote(
         self,
         quote_id: str,
@@ -155,8 +211,7 @@ class Ledger:
         pricing: str,
     ) -> None:
         """Record a provisional quote and the report it prices."""
-        db = self._connect()
-        try:
+        with self._tx() as db:
             db.execute(
                 "INSERT INTO quotes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -170,10 +225,6 @@ class Ledger:
                     time.time(),
                 ),
             )
-        except sqlite3.Error as exc:
-            raise StorageError(f"ledger {str(self.path)!r} cannot be written: {exc}") from exc
-        finally:
-            db.close()
 
     def quote(self, quote_id: str) -> tuple[str, str, float, str]:
         """``(seller, report_json, price, pricing)`` of a recorded quote.
@@ -183,14 +234,11 @@ class Ledger:
         ProtocolError
             If this ledger holds no such quote.
         """
-        try:
-            with self._connect() as db:
-                row = db.execute(
-                    "SELECT seller, report, price, pricing FROM quotes WHERE quote_id = ?",
-                    (quote_id,),
-                ).fetchone()
-        except sqlite3.Error as exc:
-            raise StorageError(f"ledger {str(self.path)!r} cannot be read: {exc}") from exc
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT seller, report, price, pricing FROM quotes WHERE quote_id = ?",
+                (quote_id,),
+            ).fetchone()
         if row is None:
             raise ProtocolError(
                 f"no quote {quote_id!r} in ledger {str(self.path)!r}; settle with the ledger "
@@ -200,21 +248,16 @@ class Ledger:
 
     def settlement(self, quote_id: str) -> bytes | None:
         """The stored settlement of ``quote_id``, or None if it is not settled."""
-        try:
-            with self._connect() as db:
-                row = db.execute(
-                    "SELECT settlement FROM settlements WHERE quote_id = ?", (quote_id,)
-                ).fetchone()
-        except sqlite3.Error as exc:
-            raise StorageError(f"ledger {str(self.path)!r} cannot be read: {exc}") from exc
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT settlement FROM settlements WHERE quote_id = ?", (quote_id,)
+            ).fetchone()
         return None if row is None else bytes(row[0])
 
     def record_settlement(self, quote_id: str, price: float, blob: bytes) -> bytes:
         """Record the settlement of a quote once; return the settlement that stands (an
         earlier one if this quote was already settled: a retry never settles twice)."""
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self._tx() as db:
             row = db.execute(
                 "SELECT settlement FROM settlements WHERE quote_id = ?", (quote_id,)
             ).fetchone()
@@ -223,11 +266,4 @@ class Ledger:
                     "INSERT INTO settlements VALUES (?, ?, ?, ?)",
                     (quote_id, price, blob, time.time()),
                 )
-            db.execute("COMMIT")
-            return blob if row is None else bytes(row[0])
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StorageError(f"ledger {str(self.path)!r} cannot be written: {exc}") from exc
-        finally:
-            db.close()
+        return blob if row is None else bytes(row[0])

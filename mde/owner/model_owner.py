@@ -1,4 +1,4 @@
-"""The model owner's side of a deal: a fitted proxy, its session and its secret key.
+"""The model owner's side of a deal: a fitted proxy, its secret key and its ledger.
 
 :func:`mde.build_proxy` returns a :class:`ModelOwner`; every estimator attribute and
 method of the proxy (``fidelity_``, ``efficacy``, ``psi``, ...) is available on it, and it
@@ -9,6 +9,7 @@ mode), :meth:`open`, :meth:`verify_delivery`, and :meth:`save`.
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 import numpy as np
@@ -36,18 +37,20 @@ __all__ = ["ModelOwner", "load_proxy"]
 
 
 class ModelOwner:
-    """A fitted proxy plus the model owner's session and CKKS key.
+    """A fitted proxy plus the model owner's CKKS key and ledger.
 
     Parameters
     ----------
     proxy : Proxy
         A fitted proxy (:func:`mde.build_proxy` makes both).
-    session : Session, optional
-        Exported artifacts and evaluation counts (empty for a new proxy).
+    proxy_id : str, optional
+        The proxy's id in the ledger (kept in its proxy file); a new one by default.
+    key : (context, CKKSParams), optional
+        The secret CKKS key (made at the first sealed-value export if absent).
     ledger : Ledger or path, optional
-        Where evaluations, quotes and settlements are recorded (the one-evaluation rule
-        holds across processes and restarts); default
-        :func:`mde.owner.ledger.default_ledger_path`.
+        Where exported artifacts' secrets, evaluations, pending masks, quotes and
+        settlements are recorded (the one-evaluation rule holds across processes and
+        restarts); default :func:`mde.owner.ledger.default_ledger_path`.
     identity : SigningKey, optional
         The model owner's Ed25519 key that signs artifacts, results, quotes and
         settlements; default ``$MDE_HOME/identity.pem`` (made on first use).
@@ -56,21 +59,30 @@ class ModelOwner:
     def __init__(
         self,
         proxy: Proxy,
-        session: Session | None = None,
+        proxy_id: str | None = None,
         key: tuple[Any, CKKSParams] | None = None,
         ledger: Ledger | str | os.PathLike[str] | None = None,
         identity: SigningKey | None = None,
     ) -> None:
         proxy._check_fitted()
         self.proxy = proxy
-        self.session = session if session is not None else Session()
         self._key = key
-        self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
+        book = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
+        self.session = Session(book, proxy_id if proxy_id is not None else uuid.uuid4().hex)
         self.identity = identity if identity is not None else SigningKey.load_or_create()
+
+    @property
+    def ledger(self) -> Ledger:
+        """The owner's ledger (its session, evaluations, quotes and settlements)."""
+        return self.session.ledger
+
+    @ledger.setter
+    def ledger(self, ledger: Ledger | str | os.PathLike[str]) -> None:
+        self.session.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
 
     def __getattr__(self, name: str) -> Any:
         # estimator attributes and methods (fidelity_, psi, efficacy, ...) live on the proxy
-        if name.startswith("__") or name in ("proxy", "session", "_key", "ledger", "identity"):
+        if name.startswith("__") or name in ("proxy", "session", "_key", "identity"):
             raise AttributeError(name)
         return getattr(self.proxy, name)
 
@@ -261,13 +273,14 @@ class ModelOwner:
 
     # -- keeping it ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Save the owner's private proxy file (secret key and session inside); reload with
-        :func:`mde.load_proxy`. Keep it private: it holds ``w`` and the key."""
-        save_proxy_file(path, self.proxy, self.session, self._key)
+        """Save the owner's private proxy file (the model, its id and the secret key; the
+        session stays in the ledger); reload with :func:`mde.load_proxy`. Keep it private:
+        it holds ``w`` and the key."""
+        save_proxy_file(path, self.proxy, self.session.proxy_id, self._key)
 
     def summary(self) -> dict[str, Any]:
         """The proxy's summary plus the size of the last exported artifact."""
-        records = list(self.session.artifacts.values())
+        records = list(self.session.artifacts.values())  # one ledger read
         return self.proxy.summary() | {
             "artifact_bytes": records[-1].artifact_bytes if records else None
         }
@@ -288,5 +301,5 @@ def load_proxy(
     StorageError
         If the file is not a proxy file of this format version, or is damaged.
     """
-    proxy, session, key = load_proxy_file(path)
-    return ModelOwner(proxy, session, key, ledger, identity)
+    proxy, proxy_id, key = load_proxy_file(path)
+    return ModelOwner(proxy, proxy_id, key, ledger, identity)

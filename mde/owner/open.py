@@ -54,6 +54,12 @@ def open_sealed(
             "differs); refusing it."
         )
     ledger.check(head.artifact_id, allow_repeat)
+    if head.dp_clip is not None and proxy.psi_clip_ is not None and head.dp_clip != proxy.psi_clip_:
+        raise SealedScoreError(
+            f"the data owner clipped psi at {head.dp_clip:g}, not at the artifact's psi_clip "
+            f"{proxy.psi_clip_:g}; a clip of its choosing changes what its records score. "
+            "Ask for a score with the artifact's clip (DPPolicy without clip)."
+        )
     cts = sealed.ciphertexts
     pair = rec.pairwise
     n_pair = 0 if pair is None else pair.layout.chunks
@@ -61,6 +67,7 @@ def open_sealed(
         raise SealedScoreError(
             f"sealed score holds {len(cts)} ciphertexts; this artifact needs more than {n_pair}."
         )
+    sig = rec.sigmas(head.dp_clip, head.dp_noise_multiplier)  # flooding per block kind
     sums = unseal_blocks(
         context,
         cts[: len(cts) - n_pair],
@@ -69,7 +76,7 @@ def open_sealed(
         head.per_record,
         rec.sentinel,
         rec.meta_key,
-        rec.flood_sigma,
+        sig.values,
     )
     sums *= rec.scale
     exp = aggregate_exponent(head.n_records)
@@ -90,7 +97,7 @@ def open_sealed(
             False,
             pair.sentinel,
             pair.meta_key,
-            rec.flood_sigma,
+            sig.values if sig.pairwise is None else sig.pairwise,
             exponent=2 * exp,
         )
         first_order, pairwise = efficacy, float(quad[0] * pair.scale * 4.0**exp)
@@ -100,9 +107,8 @@ def open_sealed(
     dp_noise = None
     if head.dp_clip is not None and head.dp_noise_multiplier is not None:
         dp_noise = head.dp_clip * head.dp_noise_multiplier * float(np.linalg.norm(proxy.w_))
-    flood = rec.flood_sigma * rec.scale
+    flood = sig.values * rec.scale
     ledger.record_evaluation(head.artifact_id, "open", allow_repeat)  # concurrent opens race here
-    session.count(head.artifact_id)
     return EfficacyReport(
         efficacy=efficacy,
         n_records=head.n_records,
@@ -130,14 +136,15 @@ def open_partial(proxy: Proxy, session: Session, partial: PartialResult) -> Effi
         another proxy), or is not signed by the data owner that sent the request.
     """
     rec = session.hidden(partial.artifact_id, ProtocolError)
-    pending = rec.pending.get(partial.result_id)
+    pending = session.pending_mask(partial.result_id, partial.artifact_id)
     if pending is None or pending.request_id != partial.request_id:
         raise ProtocolError(
             "this partial result answers no result this proxy is waiting for (unknown, "
             "already opened, or for another proxy); refusing it."
         )
     partial.check_signature(pending.seller)
-    del rec.pending[partial.result_id]
+    if not session.mark_opened(partial.result_id):
+        raise ProtocolError("this result was opened meanwhile (by another process); refusing it.")
     value = partial.value - pending.mask_sum - pending.padding * pending.pad_score
     return EfficacyReport(
         efficacy=value / rec.scale,

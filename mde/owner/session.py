@@ -1,14 +1,17 @@
-"""The model owner's session: one typed record per exported artifact, evaluation counts and
-pending hidden-mode masks. Saved inside the private proxy file."""
+"""The model owner's session: one typed record per exported artifact (the secrets needed to
+open what comes back) and the pending hidden-mode masks, kept in the owner's ledger
+(:mod:`mde.owner.ledger`), not in the proxy file: the proxy file holds the model."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from mde.crypto.flooding import FloodSigmas, flood_sigmas, norm_bounds
 from mde.crypto.params import CKKSParams, Layout
-from mde.errors import MDEError
+from mde.errors import MDEError, StorageError
+from mde.owner.ledger import Ledger
 
 __all__ = [
     "SealedRecord",
@@ -41,10 +44,24 @@ class SealedRecord(BaseModel):
     scale: float
     sentinel: float
     meta_key: float
-    flood_sigma: float
+    flood_sigma: float  # the values sigma without DP (what records saved before ckks use)
     layout: Layout
     artifact_bytes: int
     pairwise: PairwiseRecord | None = None
+    ckks: CKKSParams | None = None  # with psi_clip: per-block flooding (mde.crypto.flooding)
+    psi_clip: float | None = None
+
+    def sigmas(
+        self, dp_clip: float | None = None, dp_noise_multiplier: float | None = None
+    ) -> FloodSigmas:
+        """Flooding sigma per block kind for one answer (its DP parameters, if any, from the
+        signed header): ``flood_sigmas`` at the artifact's public norm bounds."""
+        if self.ckks is None or self.psi_clip is None:  # recorded before per-block flooding
+            pair = None if self.pairwise is None else self.flood_sigma
+            return FloodSigmas(self.flood_sigma, pair, self.flood_sigma, pair)
+        norms = norm_bounds(self.psi_clip, self.layout.dim, dp_clip, dp_noise_multiplier)
+        pairwise = None if self.pairwise is None else self.pairwise.layout
+        return flood_sigmas(self.ckks, self.layout, norms, pairwise)
 
 
 class PendingMask(BaseModel):
@@ -62,7 +79,7 @@ class PendingMask(BaseModel):
 
 
 class HiddenRecord(BaseModel):
-    """State of one hidden-mode artifact: its scale, parameters and pending masks."""
+    """State of one hidden-mode artifact: its scale and parameters."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -72,42 +89,96 @@ class HiddenRecord(BaseModel):
     flood_sigma: float
     ckks: CKKSParams
     artifact_bytes: int
-    pending: dict[str, PendingMask] = Field(default_factory=dict)
 
 
 ArtifactRecord = Annotated[SealedRecord | HiddenRecord, Field(discriminator="mode")]
+_RECORD: TypeAdapter[SealedRecord | HiddenRecord] = TypeAdapter(ArtifactRecord)
 
 
-class Session(BaseModel):
-    """Every artifact a proxy exported, and how often each was evaluated."""
+class Session:
+    """The artifacts one proxy exported, read from and written to the owner's ledger.
 
-    model_config = ConfigDict(extra="forbid")
+    Parameters
+    ----------
+    ledger : Ledger
+    proxy_id : str
+        The proxy's id (kept in its proxy file): artifacts of other proxies sharing the
+        ledger are not this session's.
+    """
 
-    artifacts: dict[str, ArtifactRecord] = Field(default_factory=dict)
-    opened: dict[str, int] = Field(default_factory=dict)
+    def __init__(self, ledger: Ledger, proxy_id: str) -> None:
+        self.ledger = ledger
+        self.proxy_id = proxy_id
+
+    def _parse(self, artifact_id: str, text: str) -> SealedRecord | HiddenRecord:
+        try:
+            return _RECORD.validate_json(text)
+        except ValidationError as exc:
+            raise StorageError(
+                f"ledger {str(self.ledger.path)!r} holds a damaged record of artifact "
+                f"{artifact_id!r}: {exc.errors()[0]['msg']}"
+            ) from exc
+
+    def add(self, artifact_id: str, record: SealedRecord | HiddenRecord) -> None:
+        """Record an exported artifact's secrets (before its file is written)."""
+        self.ledger.record_artifact(artifact_id, self.proxy_id, record.model_dump_json())
+
+    def get(self, artifact_id: str) -> SealedRecord | HiddenRecord | None:
+        """The record of ``artifact_id`` if this proxy exported it, else None."""
+        found = self.ledger.artifact(artifact_id)
+        if found is None or found[0] != self.proxy_id:
+            return None
+        return self._parse(artifact_id, found[1])
+
+    @property
+    def artifacts(self) -> dict[str, SealedRecord | HiddenRecord]:
+        """Every artifact this proxy exported, in export order."""
+        return {a: self._parse(a, t) for a, t in self.ledger.artifacts(self.proxy_id)}
+
+    @property
+    def opened(self) -> dict[str, int]:
+        """How often each exported artifact was evaluated (artifacts never evaluated are
+        left out)."""
+        counts = {a: self.ledger.evaluations(a) for a, _ in self.ledger.artifacts(self.proxy_id)}
+        return {a: c for a, c in counts.items() if c}
 
     def sealed(self, artifact_id: str, error: type[MDEError]) -> SealedRecord:
         """The sealed-value record of ``artifact_id``; ``error`` if there is none."""
-        rec = self.artifacts.get(artifact_id)
+        rec = self.get(artifact_id)
         if not isinstance(rec, SealedRecord):
             raise error(
                 f"this is for artifact {artifact_id!r}, which this proxy did not export in "
-                "sealed-value mode "
-                f"(it exported {sorted(self.artifacts)[:5]}); use the proxy that made that "
-                "artifact."
+                "sealed-value mode; use the proxy (and ledger) that made that artifact."
             )
         return rec
 
     def hidden(self, artifact_id: str, error: type[MDEError]) -> HiddenRecord:
         """The hidden-mode record of ``artifact_id``; ``error`` if there is none."""
-        rec = self.artifacts.get(artifact_id)
+        rec = self.get(artifact_id)
         if not isinstance(rec, HiddenRecord):
             raise error(
                 f"this is for artifact {artifact_id!r}, which this proxy did not export in hidden "
-                "mode."
+                "mode; use the proxy (and ledger) that made that artifact."
             )
         return rec
 
-    def count(self, artifact_id: str) -> None:
-        """Record one more evaluation of ``artifact_id``."""
-        self.opened[artifact_id] = self.opened.get(artifact_id, 0) + 1
+    def pending(self, artifact_id: str) -> list[str]:
+        """Result ids of ``artifact_id``'s masked results not opened yet."""
+        return self.ledger.pending(artifact_id)
+
+    def pending_mask(self, result_id: str, artifact_id: str) -> PendingMask | None:
+        """The mask of a result of ``artifact_id`` not opened yet, or None."""
+        text = self.ledger.pending_mask(result_id, artifact_id)
+        if text is None:
+            return None
+        try:
+            return PendingMask.model_validate_json(text)
+        except ValidationError as exc:
+            raise StorageError(
+                f"ledger {str(self.ledger.path)!r} holds a damaged mask for result "
+                f"{result_id!r}: {exc.errors()[0]['msg']}"
+            ) from exc
+
+    def mark_opened(self, result_id: str) -> bool:
+        """Mark a pending result opened, once; False if it already was."""
+        return self.ledger.mark_opened(result_id)

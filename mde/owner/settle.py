@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mde.errors import DeliveryError, PricingError
+from mde.errors import DeliveryError, InputError, PricingError, StorageError
 from mde.owner.ledger import Ledger
 from mde.owner.session import Session
 from mde.owner.verify import verified_scores, verify_delivery
@@ -107,6 +107,22 @@ def _subset_proofs_ok(delivery: Delivery, X: np.ndarray, y: np.ndarray, index: n
     return pos == len(nodes)
 
 
+def _check_subset(report: EfficacyReport, pricing: Prices) -> None:
+    """A subset settles only under per-record pricing (its quote lists accepted records) of
+    an order-1 report: a whole-offer price for part of the offer would pay for records never
+    delivered."""
+    if report.pairwise is not None:
+        raise DeliveryError(
+            "an order-2 score prices the offer as a whole (its pairwise term is not a sum over "
+            "records): deliver every record."
+        )
+    if pricing.quote(report).accepted_records is None:
+        raise DeliveryError(
+            "this quote prices the whole offer, not records one by one: deliver every record "
+            "(a subset is settled under per-record pricing only)."
+        )
+
+
 def settle(
     proxy: Proxy,
     session: Session,
@@ -132,7 +148,10 @@ def settle(
     stored = ledger.settlement(delivery.quote_id)
     if stored is not None:
         return Settlement.from_bytes(stored)
-    report = EfficacyReport.model_validate_json(report_json)
+    try:
+        report = EfficacyReport.from_json(report_json)
+    except InputError as exc:
+        raise StorageError(f"the quote's report in the owner's ledger is damaged: {exc}") from exc
     if (delivery.commitment, delivery.n_records) != (report.commitment, report.n_records):
         raise DeliveryError(
             "the delivery is for another commitment or record count than the quoted score."
@@ -147,6 +166,7 @@ def settle(
         )
         paid = report.n_records
     else:
+        _check_subset(report, pricing)
         if not _subset_proofs_ok(delivery, X, y, index):
             raise DeliveryError(
                 "a delivered record's salt or inclusion proof does not lead to the committed "
@@ -171,7 +191,7 @@ def settle(
         seller=seller,
         n_records_paid=paid,
         quoted_price=quoted,
-        price=_price(pricing, verified),
+        price=min(_price(pricing, verified), quoted),  # verification only lowers a quote
         verified_efficacy=verified.efficacy,
     ).signed(identity)
     blob = ledger.record_settlement(delivery.quote_id, settlement.price, settlement.to_bytes())

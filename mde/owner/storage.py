@@ -1,9 +1,10 @@
 """The model owner's private proxy file (secret key inside; never give it away).
 
-A wire envelope of format ``mde-proxy``: the header holds the kind, parameters, fitted
-scalars, the session (every exported artifact's secrets, evaluation counts, pending masks)
-and the CKKS parameters; the members are one ``.npy`` per learned array (loaded with
-``allow_pickle=False``) and the secret CKKS context.
+A wire envelope of format ``mde-proxy``: the header holds the proxy's id, kind, parameters,
+fitted scalars and the CKKS parameters; the members are one ``.npy`` per learned array
+(loaded with ``allow_pickle=False``) and the secret CKKS context. The session (exported
+artifacts' secrets, evaluations, pending masks) lives in the owner's ledger, keyed by the
+proxy's id, so opening a score never rewrites this file.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import os
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from mde.crypto.context import load_context, secret_context_bytes
 from mde.crypto.params import CKKSParams
 from mde.errors import InputError, StorageError
-from mde.owner.session import Session
 from mde.proxies.base import Proxy
 from mde.proxies.registry import proxy_class
 from mde.wire.envelope import Envelope, read_bytes
@@ -30,7 +29,7 @@ _SECRET = "context.secret.tenseal"
 
 
 def save_proxy_file(
-    path: str | os.PathLike[str], proxy: Proxy, session: Session, key: tuple[Any, CKKSParams] | None
+    path: str | os.PathLike[str], proxy: Proxy, proxy_id: str, key: tuple[Any, CKKSParams] | None
 ) -> None:
     """Write the private proxy file atomically, with the secret key if there is one."""
     scalars, arrays = proxy.get_state()
@@ -38,7 +37,7 @@ def save_proxy_file(
         "kind": proxy.kind,
         "params": proxy.get_params(),
         "state": scalars,
-        "session": session.model_dump(mode="json"),
+        "proxy_id": proxy_id,
         "ckks": None if key is None else key[1].model_dump(),
     }
     members = {}
@@ -49,7 +48,7 @@ def save_proxy_file(
     if key is not None:
         members[_SECRET] = secret_context_bytes(key[0])
     try:
-        Envelope(FORMAT, header, members).write(path)
+        Envelope(FORMAT, header, members).write(path, private=True)  # w and the secret key
     except ValueError as exc:  # non-finite or non-JSON parameter values
         raise InputError(
             f"proxy cannot be saved: a parameter or fitted value is not plain JSON ({exc})."
@@ -58,7 +57,7 @@ def save_proxy_file(
 
 def load_proxy_file(
     path: str | os.PathLike[str],
-) -> tuple[Proxy, Session, tuple[Any, CKKSParams] | None]:
+) -> tuple[Proxy, str, tuple[Any, CKKSParams] | None]:
     """Read a private proxy file.
 
     Raises
@@ -74,11 +73,13 @@ def load_proxy_file(
             for name, data in env.members.items()
             if name.startswith("arrays/")
         }
-        session = Session.model_validate(head["session"])
+        proxy_id = head["proxy_id"]
+        if not isinstance(proxy_id, str) or not 8 <= len(proxy_id) <= 64:
+            raise ValueError(f"proxy_id must be a string id; got {proxy_id!r}")
         proxy = proxy_class(head["kind"]).from_state(head["params"], head["state"], arrays)
         ckks = None if head["ckks"] is None else CKKSParams.model_validate(head["ckks"])
-    except (KeyError, TypeError, ValueError, MemoryError, ValidationError, InputError) as exc:
-        # MemoryError: a crafted .npy header can announce an array larger than memory
+    except Exception as exc:  # numpy, pydantic and the proxy raise many types on crafted files
+        # (a cut .npy header raises tokenize errors; a huge announced shape MemoryError)
         raise StorageError(
             f"{os.fspath(path)!r} is not a consistent MDE proxy file: {exc}"
         ) from exc
@@ -94,4 +95,4 @@ def load_proxy_file(
             ),
             ckks,
         )
-    return proxy, session, key
+    return proxy, proxy_id, key

@@ -6,7 +6,9 @@ the report (the total, each record's score if it has them, the pairwise term of 
 ``order=2`` artifact) must match the plaintext recomputation within ``rtol`` of its own
 magnitude plus the noise the data owner was allowed (flooding and CKKS error, known from
 the artifact's record; the Gaussian noise of a DP answer, declared in its signed header).
-The recomputation, not the report, is what a settlement prices.
+The recomputation, not the report, is what a settlement prices: without the DP clipping
+(a clip is checked as declared, but the delivered data is worth what it is worth unclipped:
+clipping shrinks the large-gradient records, mislabelled ones most, and would pay for them).
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from mde.crypto.flooding import FloodSigmas
 from mde.crypto.sealing import aggregate_exponent
 from mde.errors import DeliveryError
 from mde.numerics import clip_rows
 from mde.owner.session import HiddenRecord, SealedRecord, Session
 from mde.proxies.base import Proxy
+from mde.proxies.membership import offer_repeats
 from mde.proxies.second_order import second_order_efficacy, second_order_step
 from mde.report import EfficacyReport
-from mde.validation import repeated_records
 from mde.wire.commitment import commit
 
 __all__ = ["verify_delivery", "verified_scores", "recompute"]
@@ -41,6 +44,14 @@ def _check(what: str, recomputed: float, reported: float | None, rtol: float, no
         )
 
 
+def _sigmas(proxy: Proxy, rec: SealedRecord, report: EfficacyReport) -> FloodSigmas:
+    """The flooding sigmas the report was opened with (a DP answer's from its header)."""
+    if report.dp_clip is None or not report.dp_noise:
+        return rec.sigmas()
+    z = report.dp_noise / (report.dp_clip * float(np.linalg.norm(proxy.w_)))
+    return rec.sigmas(report.dp_clip, z)
+
+
 def _prepare(
     proxy: Proxy, session: Session, X: Any, y: Any, report: EfficacyReport
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, SealedRecord | HiddenRecord]:
@@ -50,7 +61,7 @@ def _prepare(
             f"the report is for a {report.proxy_kind!r} proxy in other units; this proxy is "
             f"{proxy.kind!r}. Verify with the proxy that opened it."
         )
-    rec = session.artifacts.get(report.artifact_id)
+    rec = session.get(report.artifact_id)
     if rec is None:
         raise DeliveryError(
             f"report is for artifact {report.artifact_id!r}, which this proxy did not export."
@@ -65,7 +76,7 @@ def recompute(
     data owner's screens (sketch, copies) and its DP clipping if it declared one."""
     labels = proxy.classes_[y]
     psi = proxy.psi(X, labels)
-    psi[repeated_records(X, y) | proxy.excluded(X, labels)] = 0.0
+    psi[offer_repeats(X, y, proxy.known_) | proxy.excluded(X, labels)] = 0.0
     if clip is not None:
         psi = clip_rows(psi, clip)
     return psi @ proxy.w_, psi.sum(axis=0)
@@ -125,7 +136,8 @@ def _verify_sealed(
 ) -> EfficacyReport:
     scores, s = recompute(proxy, X, y, report.dp_clip)
     dp = report.dp_noise or 0.0
-    noise = _SIGMAS * (rec.flood_sigma * rec.scale + dp)  # per sealed block
+    sig = _sigmas(proxy, rec, report)
+    noise = _SIGMAS * (sig.values * rec.scale + dp)  # per sealed block
     pair = rec.pairwise
     if (pair is None) != (report.pairwise is None):
         raise DeliveryError(
@@ -143,7 +155,7 @@ def _verify_sealed(
             )
         total_noise = noise * np.sqrt(len(scores))
     else:
-        flood = _SIGMAS * rec.flood_sigma * rec.scale * 2.0 ** aggregate_exponent(len(scores))
+        flood = _SIGMAS * sig.values * rec.scale * 2.0 ** aggregate_exponent(len(scores))
         total_noise = flood + _SIGMAS * dp
     A = float(scores.sum())
     exact: dict[str, Any] = {"efficacy": A, "dp_noise": None}
@@ -151,7 +163,7 @@ def _verify_sealed(
         exact["record_scores"] = scores.tolist()
     if pair is None:
         _check("efficacy", A, report.efficacy, rtol, total_noise)
-        return report.model_copy(update=exact)
+        return _unclipped(proxy, X, y, report.model_copy(update=exact))
     if proxy.Q_ is None:
         raise DeliveryError(
             "the report is for an order-2 artifact but this proxy has no pairwise term."
@@ -159,7 +171,8 @@ def _verify_sealed(
     _check("first-order efficacy", A, report.first_order, rtol, total_noise)
     Q = proxy.Q_
     B = float(s @ Q @ s)
-    pair_noise = _SIGMAS * rec.flood_sigma * pair.scale * 4.0 ** aggregate_exponent(len(scores))
+    pair_sigma = sig.values if sig.pairwise is None else sig.pairwise
+    pair_noise = _SIGMAS * pair_sigma * pair.scale * 4.0 ** aggregate_exponent(len(scores))
     if report.dp_clip is not None and report.dp_noise is not None:  # B of the noisy sum
         sd = report.dp_noise / float(np.linalg.norm(proxy.w_))  # noise per psi coordinate
         spread = 2 * float(np.linalg.norm(Q @ s)) * sd
@@ -176,7 +189,32 @@ def _verify_sealed(
         rtol,
         r * (total_noise + rtol * abs(A)) + r * r * (pair_noise + rtol * abs(B)) / 2,
     )
-    return report.model_copy(update=exact | {"efficacy": efficacy, "first_order": A, "pairwise": B})
+    checked = report.model_copy(
+        update=exact | {"efficacy": efficacy, "first_order": A, "pairwise": B}
+    )
+    return _unclipped(proxy, X, y, checked)
+
+
+def _unclipped(
+    proxy: Proxy, X: np.ndarray, y: np.ndarray, report: EfficacyReport
+) -> EfficacyReport:
+    """The verified report priced on the records as they are (no DP clip)."""
+    if report.dp_clip is None:
+        return report
+    scores, s = recompute(proxy, X, y, None)
+    A = float(scores.sum())
+    update: dict[str, Any] = {"efficacy": A}
+    if report.record_scores is not None:
+        update["record_scores"] = scores.tolist()
+    if report.pairwise is not None and proxy.Q_ is not None:
+        B = float(s @ proxy.Q_ @ s)
+        c = proxy.curvature_share
+        update |= {
+            "first_order": A,
+            "pairwise": B,
+            "efficacy": second_order_efficacy(A, B, len(scores), proxy.n_train_, c),
+        }
+    return report.model_copy(update=update)
 
 
 def verified_scores(
@@ -209,7 +247,7 @@ def verified_scores(
         raise DeliveryError("subsets are settled in sealed-value mode only.")
     scores, _ = recompute(proxy, X32, yi, report.dp_clip)
     reported = np.asarray(report.record_scores)[index]
-    noise = _SIGMAS * (rec.flood_sigma * rec.scale + (report.dp_noise or 0.0))
+    noise = _SIGMAS * (_sigmas(proxy, rec, report).values * rec.scale + (report.dp_noise or 0.0))
     zero = np.abs(reported) <= noise
     bad = ~zero & ~(np.abs(scores - reported) <= rtol * np.abs(scores) + noise)
     if np.any(bad):
@@ -218,4 +256,6 @@ def verified_scores(
             f"record {int(index[i])}'s score is {scores[i]:.6g} but the sealed score said "
             f"{reported[i]:.6g}; the data owner's scores do not match the proxy's."
         )
+    if report.dp_clip is not None:  # checked clipped, priced as delivered
+        scores = recompute(proxy, X32, yi, None)[0]
     return np.where(zero, 0.0, scores)

@@ -98,7 +98,7 @@ def test_copies_inside_an_offer_count_once(fresh_proxy, digits, tmp_path, monkey
     fresh_proxy.verify_delivery(X10, y10, report, seed=_seed(report))
     # a data owner that skips the deduplication inflates its score 10x and fails at delivery
     monkeypatch.setattr(
-        "mde.data_owner.sealed.repeated_records", lambda X, y: np.zeros(len(y), dtype=bool)
+        "mde.data_owner.sealed.offer_repeats", lambda X, y, s: np.zeros(len(y), dtype=bool)
     )
     path2 = tmp_path / "b.mde"
     fresh_proxy.export(path2)
@@ -106,3 +106,24 @@ def test_copies_inside_an_offer_count_once(fresh_proxy, digits, tmp_path, monkey
     assert inflated.efficacy == pytest.approx(10 * honest, rel=1e-3)
     with pytest.raises(mde.DeliveryError, match="efficacy"):
         fresh_proxy.verify_delivery(X10, y10, inflated, seed=_seed(inflated))
+
+
+def test_near_copies_inside_an_offer_count_once(fresh_proxy, digits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert fresh_proxy.known_ is not None  # the sketch's grids define "near"
+    X, y = digits.Xc[:40], digits.yc[:40]
+    rng = np.random.default_rng(0)
+    # nine near-copies of every record: pixel noise of 0.02 (pixels span 0..16)
+    Xn = np.vstack([X] + [X + rng.normal(0.0, 0.02, X.shape) for _ in range(9)])
+    yn = np.concatenate([y] * 10)
+    assert not fresh_proxy.known_.near_repeats(X, y).any()  # the 40 originals are distinct
+    assert fresh_proxy.known_.near_repeats(Xn, yn)[40:].all()
+    honest = fresh_proxy.efficacy(X, y)
+    assert fresh_proxy.efficacy(Xn, yn) == pytest.approx(honest, rel=1e-12)
+    path = tmp_path / "a.mde"
+    fresh_proxy.export(path)
+    report = fresh_proxy.open(mde.load_artifact(path).score(Xn, yn, per_record=True))
+    assert report.efficacy == pytest.approx(honest, rel=1e-3, abs=1e-4)
+    assert report.record_scores is not None
+    assert np.allclose(report.record_scores[40:], 0.0, atol=1e-4)
+    verified = fresh_proxy.verify_delivery(Xn, yn, report, seed=_seed(report))
+    assert verified.efficacy == pytest.approx(honest, rel=1e-9)

@@ -39,7 +39,7 @@ def test_sealed_total_equals_plaintext(exported, digits):
     sealed = scorer.score(digits.Xc, digits.yc, batch_size=50)
     report = proxy.open(SealedScore.from_bytes(sealed.to_bytes()))
     plain = proxy.efficacy(digits.Xc, digits.yc)
-    assert report.efficacy == pytest.approx(plain, rel=1e-4)
+    assert report.efficacy == pytest.approx(plain, rel=1e-3)  # flooding: about 5e-5 of it
     assert report.n_records == len(digits.yc) and report.record_scores is None
     assert report.artifact_id == scorer.artifact_id
 
@@ -53,8 +53,8 @@ def test_sealed_per_record_equals_plaintext(exported, digits):
     report = proxy.open(scorer.score(X, y, per_record=True))
     plain = proxy.record_scores(X, y)
     got = np.asarray(report.record_scores)
-    np.testing.assert_allclose(got, plain, rtol=1e-4, atol=1e-4 * np.abs(plain).max())
-    assert report.efficacy == pytest.approx(plain.sum(), rel=1e-4)
+    np.testing.assert_allclose(got, plain, rtol=0, atol=6 * report.record_noise)
+    assert report.efficacy == pytest.approx(plain.sum(), rel=1e-3)
 
 
 def test_value_vector_longer_than_a_ciphertext(tmp_path):
@@ -73,11 +73,9 @@ def test_value_vector_longer_than_a_ciphertext(tmp_path):
     assert scorer.manifest.layout.chunks == 2
     report = proxy.open(scorer.score(X[c], y[c], per_record=True))
     plain = proxy.record_scores(X[c], y[c])
-    np.testing.assert_allclose(
-        report.record_scores, plain, rtol=1e-4, atol=1e-4 * np.abs(plain).max()
-    )
+    np.testing.assert_allclose(report.record_scores, plain, rtol=0, atol=6 * report.record_noise)
     total = proxy.open(scorer.score(X[c], y[c]), allow_repeat=True)
-    assert total.efficacy == pytest.approx(plain.sum(), rel=1e-4)
+    assert total.efficacy == pytest.approx(plain.sum(), rel=3e-3)
 
 
 def test_masks_hide_single_slots(exported, digits, tmp_path):
@@ -138,7 +136,7 @@ def test_second_evaluation_is_refused_unless_allowed(exported, digits):
         proxy.open(again)
     report = proxy.open(again, allow_repeat=True)
     assert report.efficacy == pytest.approx(
-        proxy.efficacy(digits.Xc[10:20], digits.yc[10:20]), rel=1e-4
+        proxy.efficacy(digits.Xc[10:20], digits.yc[10:20]), rel=3e-3
     )
 
 
@@ -160,7 +158,7 @@ def test_saved_proxy_opens_scores_for_its_artifacts(fresh_proxy, digits, tmp_pat
     fresh_proxy.save(tmp_path / "p.mdeproxy")
     loaded = mde.load_proxy(tmp_path / "p.mdeproxy")
     report = loaded.open(mde.load_artifact(tmp_path / "a.mde").score(digits.Xc, digits.yc))
-    assert report.efficacy == pytest.approx(fresh_proxy.efficacy(digits.Xc, digits.yc), rel=1e-4)
+    assert report.efficacy == pytest.approx(fresh_proxy.efficacy(digits.Xc, digits.yc), rel=1e-3)
 
 
 def test_corrupt_sealed_bytes_are_refused(exported, digits):
@@ -182,7 +180,7 @@ def test_corrupt_sealed_bytes_are_refused(exported, digits):
         proxy.open(junk.to_bytes())
     assert proxy.opened_ == {}  # refusals spend nothing: the genuine score still opens
     assert proxy.open(blob).efficacy == pytest.approx(
-        proxy.efficacy(digits.Xc[:10], digits.yc[:10]), rel=1e-4
+        proxy.efficacy(digits.Xc[:10], digits.yc[:10]), rel=3e-3
     )
 
 
@@ -283,10 +281,11 @@ def test_reports_are_noise_flooded(exported, digits):
     by far less than the price resolution."""
     proxy, scorer = exported
     sealed = scorer.score(digits.Xc[:5], digits.yc[:5], per_record=True)
-    a = np.array(proxy.open(sealed, allow_repeat=True).record_scores)
+    first = proxy.open(sealed, allow_repeat=True)
+    a = np.array(first.record_scores)
     b = np.array(proxy.open(sealed, allow_repeat=True).record_scores)
     assert np.all(a != b)
-    assert np.abs(a - b).max() < 1e-4 * np.abs(a).max()
+    assert np.abs(a - b).max() < 8 * np.sqrt(2) * first.record_noise < 3e-3 * np.abs(a).max()
 
 
 def test_altered_record_scores_fail_delivery(exported, digits):

@@ -60,9 +60,9 @@ def test_sealed_equals_plaintext(built, digits):
     X, y = digits.Xc[:40], digits.yc[:40]
     plain = proxy.record_scores(X, y)
     total = proxy.open(scorer.score(X, y), allow_repeat=True)
-    assert total.efficacy == pytest.approx(plain.sum(), rel=1e-4, abs=1e-6 * np.abs(plain).sum())
+    assert total.efficacy == pytest.approx(plain.sum(), rel=1e-3, abs=1e-6 * np.abs(plain).sum())
     per = proxy.open(scorer.score(X, y, per_record=True), allow_repeat=True)
-    np.testing.assert_allclose(per.record_scores, plain, rtol=1e-4, atol=1e-4 * np.abs(plain).max())
+    np.testing.assert_allclose(per.record_scores, plain, rtol=0, atol=6 * per.record_noise)
     proxy.verify_delivery(X, y, per, seed=scorer.ledger.seed(per.commitment))
 
 
@@ -76,14 +76,15 @@ def test_clean_data_beats_noisy_data(built, digits):
 def test_save_load_round_trip(built, digits, tmp_path):
     proxy, scorer = built
     proxy.save(tmp_path / "p.mdeproxy")
-    loaded = mde.load_proxy(tmp_path / "p.mdeproxy")
+    # the artifact's secrets are in the ledger it was exported with, not in the proxy file
+    loaded = mde.load_proxy(tmp_path / "p.mdeproxy", ledger=proxy.ledger)
     assert isinstance(loaded, mde.ModelOwner)
     assert type(loaded.proxy) is type(proxy.proxy) and loaded.get_params() == proxy.get_params()
     np.testing.assert_allclose(loaded.psi(digits.Xc, digits.yc), proxy.psi(digits.Xc, digits.yc))
     np.testing.assert_array_equal(loaded.predict(digits.Xte), proxy.predict(digits.Xte))
     report = loaded.open(scorer.score(digits.Xc[:10], digits.yc[:10]), allow_repeat=True)
     want = proxy.efficacy(digits.Xc[:10], digits.yc[:10])
-    assert report.efficacy == pytest.approx(want, rel=1e-4, abs=1e-7)
+    assert report.efficacy == pytest.approx(want, rel=3e-3, abs=1e-7)
 
 
 def test_summary_reports_size_and_fidelity(built):
