@@ -65,4 +65,4 @@ class DataOwnerSession(ABC):
         """Check and record the buyer's signed settlement in the data owner's ledger."""
         if isinstance(settlement, (bytes, bytearray)):
             settlement = Settlement.from_bytes(bytes(settlement))
-        return accept_settlement(self.ledger, settlement)
+        return accept_settlement(self.ledger, self.identity, settlement)

@@ -98,16 +98,42 @@ def deliver(
     ).signed(identity)
 
 
-def accept_settlement(ledger: DataOwnerLedger, settlement: Settlement) -> Settlement:
-    """Check the buyer's signed settlement and record it in the data owner's ledger.
+def accept_settlement(
+    ledger: DataOwnerLedger, identity: SigningKey, settlement: Settlement
+) -> Settlement:
+    """Check the buyer's signed settlement against the quote delivered on and record it.
 
     Raises
     ------
+    IdentityError
+        If it is not signed by the buyer the records were scored for.
     ProtocolError
-        If it is not signed by the buyer the records were scored for, or names another
-        commitment; or the quote was already settled at another price.
+        If no delivery was made against its quote, or it names another commitment, seller
+        or quoted price than that quote, pays more than the quote, or the quote was already
+        settled by another settlement.
+    StorageError
+        If this ledger made no such commitment.
     """
     _, _, buyer = ledger.commitment(settlement.commitment)
     settlement.check_signature(buyer)
-    ledger.record_settlement(settlement.quote_id, buyer, settlement.price, settlement.to_bytes())
-    return settlement
+    quote = ledger.quote(settlement.quote_id)
+    if quote is None:
+        raise ProtocolError(
+            f"no delivery was made against quote {settlement.quote_id!r} from this ledger; a "
+            "settlement for it is refused."
+        )
+    q_buyer, q_commitment, q_price = quote
+    if (q_buyer, q_commitment, q_price) != (buyer, settlement.commitment, settlement.quoted_price):
+        raise ProtocolError(
+            "this settlement names another commitment, buyer or quoted price than the quote the "
+            "records were delivered against; refusing it."
+        )
+    if settlement.seller != identity.public_hex or settlement.price > q_price:
+        raise ProtocolError(
+            "this settlement is for another seller, or pays more than its own quote (a quote "
+            "can only be lowered by verification); refusing it."
+        )
+    blob = ledger.record_settlement(
+        settlement.quote_id, buyer, settlement.price, settlement.to_bytes()
+    )
+    return Settlement.from_bytes(blob)

@@ -5,18 +5,32 @@ A cheating model owner could ship any ONNX graph as ``psi.onnx`` (``Identity(X)`
 return the records themselves, encrypted only under the buyer's own key). The guard refuses
 any graph whose operator sequence is not its kind's template (:data:`TEMPLATES`), that uses
 another operator domain, functions, subgraphs or extra inputs and outputs, or whose first
-weight matrix does not take the artifact's features. Kinds without a template (registered by
-a user) are refused unless the data owner passes ``trust_graph=True``.
+weight matrix does not take the artifact's features. Then it rebuilds the kind's graph from
+the graph's own weights with the same builder the model owner uses
+(:mod:`mde.proxies.onnx_graphs`) and requires the two to be byte-identical: an attribute or
+a wire changed inside the template (a softmax or an outer product across the batch, which
+would mix records and break the DP bound) is refused. Every admitted graph is row-wise: each
+record's psi depends on that record only. Kinds without a template (registered by a user)
+are refused unless the data owner passes ``trust_graph=True``.
 
 What it does not stop: weights chosen inside a template (for example a compression matrix
-that selects a few features). Budgets per buyer are the defence against those (issue 14).
+that selects a few features). Budgets per buyer and the DP mode are the defence against
+those (issue 14).
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
+
+import numpy as np
 
 from mde.errors import ArtifactError, require
+from mde.proxies.onnx_graphs import (
+    softmax_head_psi_graph,
+    student_psi_graph,
+    tree_leaf_psi_graph,
+)
 from mde.wire.artifact import ArtifactManifest
 
 __all__ = ["TEMPLATES", "admit_graph"]
@@ -88,3 +102,51 @@ def admit_graph(graph: bytes, manifest: ArtifactManifest, *, trust_graph: bool =
             f"artifact's psi graph does not start with a weight matrix on the "
             f"{manifest.n_features} features; refusing it."
         )
+    try:
+        rebuilt = _rebuild(kind, model, manifest.n_features)
+    except Exception as exc:  # missing or misshapen weights: not the documented graph
+        raise ArtifactError(
+            f"artifact's psi graph cannot be rebuilt as the {kind!r} graph from its weights "
+            f"({type(exc).__name__}: {exc}); refusing it."
+        ) from exc
+    if rebuilt != graph:
+        raise ArtifactError(
+            f"artifact's psi graph has the {kind!r} operators but not the {kind!r} graph's "
+            "structure (an attribute, a wire or a constant differs from the graph rebuilt from "
+            "its own weights); refusing it: it could mix records or compute anything else."
+        )
+
+
+def _rebuild(kind: str, model: Any, n_features: int) -> bytes:
+    """The documented graph of ``kind`` built from ``model``'s own weights."""
+    from onnx import numpy_helper
+
+    w = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    if kind in ("influence", "influence-poly"):
+        theta = w["thetaT"].T
+        return softmax_head_psi_graph(
+            w["compress_W"], w["compress_b"], theta, softmax=kind == "influence"
+        )
+    if kind == "student":
+        relu = any(n.op_type == "Relu" for n in model.graph.node)
+        return student_psi_graph(
+            w["layer1_W"],
+            w["layer1_b"],
+            relu,
+            w["append_one_W"],
+            w["append_one_b"],
+            w["thetaT"].T,
+            w.get("projection"),
+        )
+    depths = [v for k, v in w.items() if k.startswith("depth_")]
+    if len(depths) != 1:
+        raise KeyError("the class count constant")
+    return tree_leaf_psi_graph(
+        n_features,
+        w["tree_features"],
+        w["tree_thresholds"].astype(np.float64),
+        w["tree_path_W"],
+        w["tree_path_b"],
+        w["tree_depth"],
+        int(depths[0]),
+    )

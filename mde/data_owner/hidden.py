@@ -104,6 +104,7 @@ class HiddenClient(DataOwnerSession):
         """
         ts = require("tenseal")
         m = self.manifest
+        self.ledger.precheck(self.buyer_key, self.manifest_sha256, self.policy)
         Xa = check_matrix(X, m.n_features, feature_names=m.feature_names)
         yi = encode_labels(y, m.classes, Xa.shape[0])
         X32 = Xa.astype(np.float32)
@@ -238,7 +239,7 @@ class HiddenClient(DataOwnerSession):
             n_records=n,
             secret_context=secret_context_bytes(self._ctx),
         )
-        key.write(path)
+        key.write(path, private=True)  # the CKKS secret key
 
     def load_key(self, path: str | os.PathLike[str]) -> None:
         """Load a key saved with :meth:`save_key`.

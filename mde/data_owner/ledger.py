@@ -14,17 +14,20 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from mde.data_owner.budgets import check_buyer, check_release
 from mde.data_owner.policy import GuardPolicy, composed_epsilon
-from mde.errors import BudgetError, IdentityError, ProtocolError, StorageError
+from mde.errors import IdentityError, ProtocolError, StorageError
+from mde.ledger_db import open_ledger, transaction
 from mde.paths import mde_home
 
 __all__ = ["DataOwnerLedger", "default_data_owner_ledger_path"]
 
+SCHEMA_VERSION = 1
+_WHAT = "data owner's ledger"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS buyers (
     name TEXT PRIMARY KEY, public_key TEXT NOT NULL UNIQUE, pinned_at REAL NOT NULL);
@@ -36,7 +39,8 @@ CREATE TABLE IF NOT EXISTS commitments (
     commitment TEXT PRIMARY KEY, seed BLOB NOT NULL, n_records INTEGER NOT NULL,
     dataset TEXT NOT NULL, buyer TEXT NOT NULL, artifact TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decryptions (
-    request_id TEXT PRIMARY KEY, buyer TEXT NOT NULL, result_id TEXT NOT NULL, at REAL NOT NULL);
+    request_id TEXT PRIMARY KEY, buyer TEXT NOT NULL, dataset TEXT NOT NULL,
+    result_id TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS quotes (
     quote_id TEXT PRIMARY KEY, buyer TEXT NOT NULL, commitment TEXT NOT NULL,
     price REAL NOT NULL, at REAL NOT NULL);
@@ -62,39 +66,11 @@ class DataOwnerLedger:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_data_owner_ledger_path()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30.0)
-            try:
-                db.executescript(_SCHEMA)  # idempotent; executescript commits itself
-            finally:
-                db.close()
-        except (OSError, sqlite3.Error) as exc:
-            raise StorageError(
-                f"data owner's ledger {str(self.path)!r} cannot be opened: {exc}. Choose "
-                "another path or set MDE_HOME."
-            ) from exc
+        open_ledger(self.path, _SCHEMA, SCHEMA_VERSION, _WHAT)
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         """One immediate transaction: committed on success, rolled back on any error."""
-        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StorageError(
-                f"data owner's ledger {str(self.path)!r} cannot be used: {exc}"
-            ) from exc
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+        return transaction(self.path, _WHAT)
 
     # -- buyers ---------------------------------------------------------------------
     def pin(self, name: str, public_key: str) -> None:
@@ -129,6 +105,22 @@ class DataOwnerLedger:
         return None if found is None else str(found[0])
 
     # -- answers (budgets and privacy) -------------------------------------------------
+    def precheck(
+        self, buyer: str, artifact: str, policy: GuardPolicy, buyer_name: str | None = None
+    ) -> None:
+        """Refuse early (before any record is scored) what :meth:`record_answer` would
+        refuse whatever the data: another key under ``buyer_name``, an unpinned buyer
+        under ``require_pinned``, a buyer past its artifacts. Records nothing."""
+        with self._write() as db:
+            if buyer_name is not None:
+                row = db.execute(
+                    "SELECT name, public_key FROM buyers WHERE name = ? OR public_key = ?",
+                    (buyer_name, buyer),
+                ).fetchone()
+                if row is not None and tuple(row) != (buyer_name, buyer):
+                    self._pin(db, buyer_name, buyer)  # raises IdentityError, saying why
+            check_buyer(db, buyer, artifact, policy)
+
     def record_answer(
         self,
         *,
@@ -151,65 +143,30 @@ class DataOwnerLedger:
         Raises
         ------
         BudgetError
-            If the answer would pass the buyer's artifact or number budget, or the data
-            set's privacy budget, or the request was already decrypted; nothing is recorded
-            then.
+            If the answer would pass a budget (:mod:`mde.data_owner.budgets`); nothing is
+            recorded then.
         IdentityError
             If ``buyer_name`` is pinned to another key, or ``policy.require_pinned`` and the
             buyer is not pinned.
+        ProtocolError
+            If the request was already decrypted.
         """
         dp = policy.dp
         with self._write() as db:
-            if decryption is not None:
-                self._decryption(db, *decryption, buyer)
+            check_buyer(db, buyer, artifact, policy)  # require_pinned: pinned *before*
             if buyer_name is not None:
                 self._pin(db, buyer_name, buyer)
-            elif policy.require_pinned and (
-                db.execute("SELECT 1 FROM buyers WHERE public_key = ?", (buyer,)).fetchone() is None
-            ):
-                raise IdentityError(
-                    f"buyer key {buyer[:16]}... is not pinned and this guard answers pinned "
-                    "buyers only; pin it first (mde pin NAME KEY) if you know who it is."
-                )
-            arts = {
-                r[0]
-                for r in db.execute(
-                    "SELECT DISTINCT artifact FROM answers WHERE buyer = ?", (buyer,)
-                )
-            }
-            if artifact not in arts and len(arts) >= policy.max_artifacts:
-                raise BudgetError(
-                    f"this buyer was already answered for {len(arts)} artifacts, its budget "
-                    f"(max_artifacts={policy.max_artifacts}); refusing a new one. Many artifacts "
-                    "let a buyer solve for your records."
-                )
-            (spent,) = db.execute(
-                "SELECT COALESCE(SUM(numbers), 0) FROM answers WHERE buyer = ? AND dataset = ?",
-                (buyer, dataset),
-            ).fetchone()
-            budget = policy.numbers_budget(n_records)
-            if spent + numbers > budget:
-                raise BudgetError(
-                    f"this answer releases {numbers} numbers about this data set; the buyer "
-                    f"already has {spent} and its budget is {budget} (max_numbers). Refusing "
-                    "it: each released number narrows down your records."
-                )
-            if dp is not None:
-                past = [
-                    float(r[0])
-                    for r in db.execute(
-                        "SELECT noise_multiplier FROM answers WHERE dataset = ? AND "
-                        "noise_multiplier IS NOT NULL",
-                        (dataset,),
-                    )
-                ]
-                eps = composed_epsilon(past + [dp.noise_multiplier], dp.delta)
-                if eps > dp.epsilon_budget * (1 + 1e-9):
-                    raise BudgetError(
-                        f"this answer would raise the data set's privacy loss to epsilon "
-                        f"{eps:.3g} (delta {dp.delta:g}) over {len(past) + 1} answers; the "
-                        f"budget is {dp.epsilon_budget:g}. Refusing it."
-                    )
+            check_release(
+                db,
+                buyer=buyer,
+                dataset=dataset,
+                numbers=numbers,
+                n_records=n_records,
+                policy=policy,
+                hidden=decryption is not None,
+            )
+            if decryption is not None:
+                self._decryption(db, *decryption, buyer, dataset)
             db.execute(
                 "INSERT INTO answers (buyer, artifact, dataset, numbers, noise_multiplier, "
                 "delta, commitment, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -296,7 +253,7 @@ class DataOwnerLedger:
             return row.fetchone() is not None
 
     def _decryption(
-        self, db: sqlite3.Connection, request_id: str, result_id: str, buyer: str
+        self, db: sqlite3.Connection, request_id: str, result_id: str, buyer: str, dataset: str
     ) -> None:
         if db.execute("SELECT 1 FROM decryptions WHERE request_id = ?", (request_id,)).fetchone():
             raise ProtocolError(
@@ -304,8 +261,8 @@ class DataOwnerLedger:
                 f"{str(self.path)!r}); a second decryption would leak more. Encrypt again."
             )
         db.execute(
-            "INSERT INTO decryptions VALUES (?, ?, ?, ?)",
-            (request_id, buyer, result_id, time.time()),
+            "INSERT INTO decryptions VALUES (?, ?, ?, ?, ?)",
+            (request_id, buyer, dataset, result_id, time.time()),
         )
 
     # -- the deal ---------------------------------------------------------------------
@@ -317,29 +274,38 @@ class DataOwnerLedger:
                 (quote_id, buyer, commitment, price, time.time()),
             )
 
-    def record_settlement(self, quote_id: str, buyer: str, price: float, blob: bytes) -> None:
-        """Record a signed settlement, once per quote.
+    def quote(self, quote_id: str) -> tuple[str, str, float] | None:
+        """``(buyer, commitment, price)`` of a quote delivered against, or None."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT buyer, commitment, price FROM quotes WHERE quote_id = ?", (quote_id,)
+            ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), float(row[2]))
+
+    def record_settlement(self, quote_id: str, buyer: str, price: float, blob: bytes) -> bytes:
+        """Record a signed settlement, once per quote; return the one that stands.
 
         Raises
         ------
         ProtocolError
-            If this quote was already settled at another price.
+            If this quote was already settled with another settlement.
         """
         with self._write() as db:
             row = db.execute(
-                "SELECT price FROM settlements WHERE quote_id = ?", (quote_id,)
+                "SELECT settlement FROM settlements WHERE quote_id = ?", (quote_id,)
             ).fetchone()
             if row is not None:
-                if float(row[0]) != price:
+                if bytes(row[0]) != blob:
                     raise ProtocolError(
-                        f"quote {quote_id} was already settled at {row[0]}; a second settlement "
-                        f"at {price} is refused."
+                        f"quote {quote_id} was already settled by another settlement; a second, "
+                        "different one is refused (the first stands)."
                     )
-                return
+                return blob
             db.execute(
                 "INSERT INTO settlements VALUES (?, ?, ?, ?, ?)",
                 (quote_id, buyer, price, blob, time.time()),
             )
+        return blob
 
     def settlements(self) -> list[tuple[str, float]]:
         """``(quote_id, price)`` of every settlement, in order."""

@@ -57,7 +57,7 @@ def load_artifact(
     if buyer is not None:
         book.pin(buyer, check_public_key(artifact.signer, "the artifact's signer"))
     if isinstance(artifact, HiddenArtifact):
-        return HiddenClient(artifact, identity=identity, ledger=book)
+        return HiddenClient(artifact, identity=identity, ledger=book, policy=policy)
     return Scorer(
         artifact,
         trust_graph=trust_graph,

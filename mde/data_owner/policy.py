@@ -7,7 +7,13 @@ ledger (:mod:`mde.data_owner.ledger`):
 - ``max_numbers``: numbers released to one buyer about one data set (a total is one number,
   two for an ``order=2`` artifact; per-record scores are one per record). The default,
   ``n_records + 16``, allows one per-record answer plus a few totals: the 27-artifact attack
-  of issue 14 (27 numbers per record) is refused at the second per-record answer.
+  of issue 14 (27 numbers per record) is refused at the second per-record answer;
+- ``max_requests``: hidden-mode results decrypted for one buyer about one data set (each is
+  one number, but of a circuit the buyer chose);
+- ``max_buyers``: distinct buyers answered about one data set. Budgets are per key, and a
+  buyer can make fresh keys; this caps what all of them together learn without DP at
+  ``max_buyers`` times one buyer's budgets. (With DP the privacy budget is per data set
+  across all buyers already.)
 
 With :class:`DPPolicy` every sealed answer is a Gaussian mechanism on the records: each
 record's psi is clipped to L2 norm ``clip`` in the clear and Gaussian noise of standard
@@ -69,9 +75,13 @@ class GuardPolicy(BaseModel):
         Distinct artifacts answered per buyer.
     max_numbers : int, optional
         Numbers released per buyer about one data set; default ``n_records + 16``.
+    max_requests : int
+        Hidden-mode results decrypted per buyer about one data set.
+    max_buyers : int
+        Distinct buyers (keys) answered about one data set.
     require_pinned : bool
-        Answer only buyers whose key was pinned before (``mde pin`` / ``ledger.pin``), so a
-        buyer cannot reset its budgets with a fresh key.
+        Answer only buyers whose key was pinned before (``ledger.pin``), so a buyer cannot
+        reset its budgets with a fresh key at all.
     dp : DPPolicy, optional
         Differentially private answers (off by default).
     """
@@ -80,6 +90,8 @@ class GuardPolicy(BaseModel):
 
     max_artifacts: int = Field(default=8, ge=1)
     max_numbers: int | None = Field(default=None, ge=1)
+    max_requests: int = Field(default=16, ge=1)
+    max_buyers: int = Field(default=4, ge=1)
     require_pinned: bool = False
     dp: DPPolicy | None = None
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from mde.crypto.context import load_context
+from mde.crypto.flooding import norm_bounds
 from mde.crypto.sealing import aggregate_exponent, pairwise_products, seal_blocks
 from mde.data_owner.base import DataOwnerSession
 from mde.data_owner.guard import admit_graph
@@ -15,8 +16,8 @@ from mde.data_owner.ledger import DataOwnerLedger
 from mde.data_owner.policy import GuardPolicy
 from mde.errors import ArtifactError, InputError, ProtocolError, require
 from mde.numerics import clip_rows
-from mde.proxies.membership import MembershipSketch
-from mde.validation import check_finite, check_matrix, encode_labels, repeated_records
+from mde.proxies.membership import MembershipSketch, offer_repeats
+from mde.validation import check_finite, check_matrix, encode_labels
 from mde.wire.artifact import ArtifactManifest, SealedArtifact
 from mde.wire.commitment import Committer, Fingerprint, new_seed
 from mde.wire.sealed_score import SealedScore
@@ -82,6 +83,12 @@ class Scorer(DataOwnerSession):
             raise ArtifactError(
                 f"artifact's encrypted value vector does not match its context: {exc}"
             ) from exc
+        sizes = {v.size() for v in self._enc_w} | {v.size() for v in self._enc_q}
+        if sizes != {manifest.ckks.slots}:
+            raise ArtifactError(
+                f"artifact's encrypted value vectors hold {sorted(sizes)} slots; its CKKS "
+                f"parameters have {manifest.ckks.slots}. The artifact is damaged or crafted."
+            )
         try:
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
@@ -207,11 +214,13 @@ class Scorer(DataOwnerSession):
             or batch_size < 1
         ):
             raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        # refuse what no data would change (pins, artifacts) before any record is scored
+        self.ledger.precheck(self.buyer_key, self.manifest_sha256, self.policy, self.buyer_name)
         Xa, yi = self._validate(X, y, finite=False)  # finiteness is checked per float32 batch
         n, m = Xa.shape[0], self.manifest.psi_dim
         pair = self.manifest.pairwise_layout
         numbers = (n if per_record else 1) + (pair is not None)
-        repeated = repeated_records(Xa, yi)  # copies inside the offer count once
+        repeated = offer_repeats(Xa, yi, self._known)  # (near-)copies in the offer count once
         seed = new_seed()
         committer, fingerprint = Committer(Xa.shape[1], seed), Fingerprint(Xa.shape[1])
         rng = np.random.default_rng(random_state)
@@ -258,9 +267,11 @@ class Scorer(DataOwnerSession):
         # a total is sealed as sum / 2**e with 2**e >= n: O(1) values keep CKKS precise
         exp = None if per_record else aggregate_exponent(n)
         blocks = np.concatenate(per) if exp is None else (total / 2.0**exp)[None, :]
-        cts = seal_blocks(
-            self._context, self._enc_w, blocks, self.manifest.layout, rng, self.manifest.ckks, exp
-        )
+        psi_clip = self.manifest.psi_clip  # the public norm bounds the owner's flooding covers
+        norms = None if psi_clip is None else norm_bounds(psi_clip, m, clip, z)
+        rows, pairs = (None, None) if norms is None else (norms.values, norms.pairwise)
+        layout, ckks = self.manifest.layout, self.manifest.ckks
+        cts = seal_blocks(self._context, self._enc_w, blocks, layout, rng, ckks, exp, rows)
         if pair is not None:  # order-2 proxy: also seal s^T Q s
             e = aggregate_exponent(n)
             u = (blocks.sum(axis=0) if per_record else total) / 2.0**e
@@ -272,6 +283,7 @@ class Scorer(DataOwnerSession):
                 rng,
                 self.manifest.ckks,
                 2 * e,
+                pairs,
             )
         commitment = committer.hexdigest()
         sealed = SealedScore.build(

@@ -18,10 +18,10 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from mde.errors import InputError, NotFittedError
-from mde.proxies.membership import MembershipSketch
+from mde.proxies.membership import MembershipSketch, offer_repeats
 from mde.proxies.second_order import second_order_efficacy
 from mde.report import EFFICACY_UNITS
-from mde.validation import check_matrix, check_Xy, feature_names_of, repeated_records
+from mde.validation import check_matrix, check_Xy, feature_names_of
 
 __all__ = ["Proxy", "CKKSEvaluable", "EFFICACY_UNITS"]
 
@@ -237,7 +237,7 @@ class Proxy(ABC):
         an earlier record of the same offer score zero; ``exclude=False`` scores every record
         as it is (hidden mode, whose encrypted score graph applies neither screen)."""
         Xa, yi = self.validate(X, y)
-        keep = ~repeated_records(Xa, yi) if exclude else np.ones(len(yi), dtype=bool)
+        keep = ~offer_repeats(Xa, yi, self.known_) if exclude else np.ones(len(yi), dtype=bool)
         out = []
         for i in range(0, Xa.shape[0], batch_size):
             xb, yb = Xa[i : i + batch_size], yi[i : i + batch_size]
@@ -279,7 +279,7 @@ class Proxy(ABC):
         """Sum of psi over the records that count: not excluded by the sketch, not a copy of
         an earlier record of the offer."""
         Xa, yi = self.validate(X, y)
-        keep = (~repeated_records(Xa, yi)).astype(float)
+        keep = (~offer_repeats(Xa, yi, self.known_)).astype(float)
         total = np.zeros(self.psi_dim_)
         for i in range(0, Xa.shape[0], batch_size):
             xb, yb = Xa[i : i + batch_size], yi[i : i + batch_size]

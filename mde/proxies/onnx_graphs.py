@@ -9,7 +9,13 @@ import numpy as np
 
 from mde.errors import require
 
-__all__ = ["GraphBuilder", "softmax_head_psi_graph", "tree_leaf_psi_graph", "OPSET"]
+__all__ = [
+    "GraphBuilder",
+    "softmax_head_psi_graph",
+    "student_psi_graph",
+    "tree_leaf_psi_graph",
+    "OPSET",
+]
 
 OPSET = 17
 
@@ -128,6 +134,25 @@ def softmax_head_psi_graph(
     phi = g.affine("X", P, c, "compress")
     psi, width = softmax_head_tail(g, phi, theta, softmax=softmax)
     return g.finish(psi, width, "mde_influence_psi")
+
+
+def student_psi_graph(
+    W1: np.ndarray,
+    b1: np.ndarray,
+    relu: bool,
+    E: np.ndarray,
+    bias: np.ndarray,
+    theta: np.ndarray,
+    projection: np.ndarray | None,
+) -> bytes:
+    """Student proxy: h = act(X W1 + b1), phi = h E + bias, then the softmax-head gradient
+    (optionally projected)."""
+    g = GraphBuilder(W1.shape[0])
+    a = g.affine("X", W1, b1, "layer1")
+    h = g.node("Relu", [a]) if relu else g.node("Mul", [a, a])
+    phi = g.affine(h, E, bias, "append_one")
+    psi, m = softmax_head_tail(g, phi, theta, projection)
+    return g.finish(psi, m, "mde_student_psi")
 
 
 def float32_at_most(t: np.ndarray) -> np.ndarray:

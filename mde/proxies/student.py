@@ -25,7 +25,7 @@ import numpy as np
 
 from mde.errors import InputError, require
 from mde.proxies.heads import HeadProxy
-from mde.proxies.onnx_graphs import GraphBuilder, softmax_head_tail
+from mde.proxies.onnx_graphs import student_psi_graph
 from mde.proxies.registry import register_proxy
 from mde.proxies.sampling import InputSampler
 from mde.validation import check_number
@@ -210,16 +210,13 @@ class StudentProxy(HeadProxy):
         return np.hstack([h, np.ones((X.shape[0], 1))])
 
     def _psi_onnx(self) -> bytes:
-        g = GraphBuilder(self.W1_.shape[0])
-        a = g.affine("X", self.W1_, self.b1_, "layer1")
-        h = g.node("Relu", [a]) if self.activation == "relu" else g.node("Mul", [a, a])
         width = self.W1_.shape[1]
         E = np.hstack([np.diag(1.0 / self.h_scale_), np.zeros((width, 1))])
         bias = np.zeros(width + 1)
         bias[-1] = 1.0
-        phi = g.affine(h, E, bias, "append_one")
-        psi, m = softmax_head_tail(g, phi, self.theta_, self.R_)
-        return g.finish(psi, m, "mde_student_psi")
+        return student_psi_graph(
+            self.W1_, self.b1_, self.activation == "relu", E, bias, self.theta_, self.R_
+        )
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()

@@ -91,3 +91,45 @@ def test_a_kind_without_template_needs_trust(artifact: str, digits) -> None:  # 
     scorer = mde.load_artifact(custom, trust_graph=True)
     assert isinstance(scorer, mde.Scorer)
     assert np.isfinite(scorer.psi(digits.Xc[:3], digits.yc[:3])).all()
+
+
+def _edited(graph: bytes, edit) -> bytes:  # type: ignore[no-untyped-def]
+    import onnx
+
+    model = onnx.load_from_string(graph)
+    edit(model.graph)
+    return bytes(model.SerializeToString())
+
+
+def _set_attr(graph, op: str, name: str, value: int) -> None:  # type: ignore[no-untyped-def]
+    node = next(n for n in graph.node if n.op_type == op)
+    next(a for a in node.attribute if a.name == name).i = value
+
+
+def _mix_batch(graph) -> None:  # type: ignore[no-untyped-def]
+    """Unsqueeze on axis 0: an [n, n, k] outer product across the batch (the red team's)."""
+    from onnx import numpy_helper
+
+    axes = next(n for n in graph.node if n.op_type == "Unsqueeze").input[1]
+    init = next(t for t in graph.initializer if t.name == axes)
+    init.CopyFrom(numpy_helper.from_array(np.array([0], dtype=np.int64), axes))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda g: _set_attr(g, "Softmax", "axis", 0),  # softmax over the records
+        _mix_batch,
+    ],
+    ids=["softmax-over-records", "outer-product-across-batch"],
+)
+def test_a_template_graph_that_mixes_records_is_refused(artifact: str, digits, edit) -> None:  # type: ignore[no-untyped-def]
+    good = open(artifact, "rb").read()
+    graph = SealedArtifact.from_bytes(good).members["psi.onnx"]
+    crafted = _edited(graph, edit)
+    from onnx import load_from_string
+
+    ops = [n.op_type for n in load_from_string(crafted).graph.node]
+    assert ops == [n.op_type for n in load_from_string(graph).graph.node]  # template passes
+    with pytest.raises(mde.ArtifactError, match="not the 'influence' graph's structure"):
+        mde.load_artifact(_with_graph(good, crafted))

@@ -53,7 +53,7 @@ def test_a_sealed_value_deal_through_prepare_and_finish(fresh_proxy, digits, tmp
     assert isinstance(message, SealedScore) and message.header.per_record
     assert not session.awaiting_reply  # sealed-value mode sends one message and is done
     report = fresh_proxy.open(message.to_bytes())
-    assert report.efficacy == pytest.approx(fresh_proxy.efficacy(X, y), rel=1e-4)
+    assert report.efficacy == pytest.approx(fresh_proxy.efficacy(X, y), rel=1e-3)
     assert len(report.record_scores) == 60
     fresh_proxy.verify_delivery(X, y, report, seed=_seed(report))
     # prepare is score: the same records, a new salted commitment to them

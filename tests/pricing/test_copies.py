@@ -1,5 +1,5 @@
 """A price no copy can inflate: for every built-in pricing function, an offer plus k copies
-of it is priced at most 1.05x the offer (sealed reports, the real flow)."""
+(or near-copies) of it is priced at most 1.05x the offer (sealed reports, the real flow)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,14 @@ PRICINGS = [
 ]
 
 
+@pytest.mark.parametrize("noise", [0.0, 0.02])
 @pytest.mark.parametrize("k", [1, 9])
-def test_copies_do_not_raise_any_built_in_price(fresh_proxy, digits, tmp_path, k: int) -> None:  # type: ignore[no-untyped-def]
+def test_copies_do_not_raise_any_built_in_price(fresh_proxy, digits, tmp_path, k, noise) -> None:  # type: ignore[no-untyped-def]
     X, y = digits.Xc[:60], digits.yc[:60]
-    Xk, yk = np.vstack([X] * (k + 1)), np.tile(y, k + 1)
+    rng = np.random.default_rng(k)
+    # exact copies, or near-copies with pixel noise (pixels span 0..16)
+    copies = [X + rng.normal(0.0, noise, X.shape) if noise else X for _ in range(k)]
+    Xk, yk = np.vstack([X, *copies]), np.tile(y, k + 1)
     reports = []
     for i, (Xo, yo) in enumerate([(X, y), (Xk, yk)]):
         path = tmp_path / f"a{i}.mde"

@@ -74,7 +74,7 @@ def test_square_activation_and_projection(digits, model, tmp_path):
     scorer = mde.load_artifact(tmp_path / "sq.mde")
     np.testing.assert_allclose(scorer.psi(digits.Xc, digits.yc), psi, rtol=1e-4, atol=1e-4)
     report = p.open(scorer.score(digits.Xc[:30], digits.yc[:30]))
-    assert report.efficacy == pytest.approx(p.efficacy(digits.Xc[:30], digits.yc[:30]), rel=1e-4)
+    assert report.efficacy == pytest.approx(p.efficacy(digits.Xc[:30], digits.yc[:30]), rel=1e-3)
 
 
 def test_projection_restricts_the_newton_step(digits, model):
