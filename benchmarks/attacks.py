@@ -186,13 +186,13 @@ def copies(w: World) -> list[Row]:
             f"efficacy {padded.efficacy:.3f} vs {honest.efficacy:.3f} nats; Linear(rate 10) "
             f"{p[1]:.2f} vs {p[0]:.2f} ({p[1] / p[0]:.2f}x); Uniform(1/record) {u[1]:.0f} vs "
             f"{u[0]:.0f} ({u[1] / u[0]:.2f}x)",
-            "copies inside an offer score zero (scorer's repeated_records)",
+            "copies inside an offer score zero (scorer's offer_repeats)",
         )
     ]
     # a seller whose scorer skips the deduplication
     seller = _seller(w)
     with mock.patch(
-        "mde.data_owner.sealed.repeated_records", lambda X, y: np.zeros(len(y), dtype=bool)
+        "mde.data_owner.sealed.offer_repeats", lambda X, y, s: np.zeros(len(y), dtype=bool)
     ):
         scorer = _scorer(w, w.owner, seller)
         inflated = w.owner.open(scorer.score(X10, y10))
@@ -327,8 +327,8 @@ def many_artifacts(w: World) -> list[Row]:
             "fresh buyer key each",
             True,
             None,
-            None,
-            "budgets are per buyer key (default policy); see the next two rows",
+            mde.BudgetError,
+            "max_buyers: 4 buyer keys per data set (fresh keys do not reset budgets)",
             N_ARTIFACTS,
         ),
         (
@@ -342,7 +342,7 @@ def many_artifacts(w: World) -> list[Row]:
         (
             f"fresh keys, DP eps {dp.epsilon:g} each (budget {dp.epsilon_budget:g})",
             True,
-            mde.GuardPolicy(dp=dp),
+            mde.GuardPolicy(dp=dp, max_buyers=1000),  # DP alone, not the buyer cap
             mde.BudgetError,
             "data set's epsilon budget, composed over all buyers",
             100,
@@ -464,13 +464,14 @@ def hidden(w: World) -> list[Row]:
             answered += 1
         elif first is None:
             first = exc
-    budget = mde.GuardPolicy().numbers_budget(HIDDEN_RECORDS)
+    policy = mde.GuardPolicy()
+    budget = min(policy.max_requests, policy.numbers_budget(HIDDEN_RECORDS))
     rows.append(
         Row(
             f"(f') hidden: {N_HIDDEN_REQUESTS} fresh requests, same {HIDDEN_RECORDS} records",
             "-",
             f"{answered}/{N_HIDDEN_REQUESTS} decrypted ({answered} numbers; budget {budget})",
-            _stopped(first, mde.BudgetError, "numbers budget n + 16 per buyer and data set"),
+            _stopped(first, mde.BudgetError, "max_requests: 16 decryptions per buyer and data set"),
         )
     )
     return rows
@@ -617,6 +618,19 @@ def _table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+def review_attacks() -> list[Callable[[World], list[Row]]]:
+    """The red-team review's attacks (:mod:`benchmarks.attacks_review`)."""
+    from benchmarks import attacks_review
+
+    return [
+        attacks_review.crafted_w,
+        attacks_review.subset_whole_offer,
+        attacks_review.seller_clip,
+        attacks_review.mixing_graph,
+        attacks_review.near_copies,
+    ]
+
+
 def main() -> str:
     os.environ["MDE_HOME"] = tempfile.mkdtemp(prefix="mde-home-")  # ledgers, identities
     t0 = time.perf_counter()
@@ -632,6 +646,7 @@ def main() -> str:
         replay,
         other_records,
         subsets,
+        *review_attacks(),
     ):
         t = time.perf_counter()
         rows += attack(w)

@@ -40,7 +40,7 @@ from mde.data_owner.policy import GuardPolicy
 from mde.valuation import rank_correlation, retrain_utility
 
 # the benchmark is one data owner answering every artifact: budgets out of the way
-_WIDE = GuardPolicy(max_artifacts=10**9, max_numbers=10**12)
+_WIDE = GuardPolicy(max_artifacts=10**9, max_numbers=10**12, max_requests=10**9, max_buyers=10**9)
 
 
 def _evaluate(kind, model, sc, gt, factory, seeds, options):

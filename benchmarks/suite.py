@@ -62,7 +62,7 @@ RATIOS = {
 }
 
 # the benchmark is one data owner answering every artifact: budgets out of the way
-_WIDE = GuardPolicy(max_artifacts=10**9, max_numbers=10**12)
+_WIDE = GuardPolicy(max_artifacts=10**9, max_numbers=10**12, max_requests=10**9, max_buyers=10**9)
 
 
 @dataclass

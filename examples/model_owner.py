@@ -1,10 +1,15 @@
-"""Model owner's side of MDE, in two steps.
+"""Model owner's side of MDE, in three steps.
 
-    python examples/model_owner.py build --workdir deal/   # publish deal/artifact.mde
-    python examples/data_owner.py --workdir deal/          # (the data owner, elsewhere)
-    python examples/model_owner.py open --workdir deal/    # price deal/score.mdeseal
+    python examples/model_owner.py build --workdir deal/    # publish deal/artifact.mde
+    python examples/data_owner.py score --workdir deal/     # (the data owner, elsewhere)
+    python examples/model_owner.py open --workdir deal/     # price deal/score.mdeseal
+    python examples/data_owner.py deliver --workdir deal/   # (the data owner accepts)
+    python examples/model_owner.py settle --workdir deal/   # verify the records, settle
+    python examples/data_owner.py accept --workdir deal/    # (the data owner records it)
 
 The private file deal/proxy.mdeproxy holds the secret key: it never leaves the model owner.
+The model owner's ledger ($MDE_HOME/owner-ledger.sqlite) keeps the artifact's secrets, the
+one evaluation, the quote and the settlement.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from sklearn.ensemble import RandomForestClassifier
 
 import mde
 from pricing import LinearPricing
+
+PRICING = LinearPricing(rate=500.0, floor=10.0, cap=400.0)
 
 
 def build(workdir: str) -> None:
@@ -35,6 +42,7 @@ def build(workdir: str) -> None:
                 "artifact_id": artifact_id,
                 "fidelity": round(proxy.fidelity_, 3),
                 "psi_dim": proxy.psi_dim_,
+                "buyer_key": proxy.identity.public_hex,
             }
         )
     )
@@ -43,18 +51,26 @@ def build(workdir: str) -> None:
 def open_score(workdir: str) -> None:
     proxy = mde.load_proxy(os.path.join(workdir, "proxy.mdeproxy"))
     with open(os.path.join(workdir, "score.mdeseal"), "rb") as fh:
-        report = proxy.open(fh.read())
-    proxy.save(os.path.join(workdir, "proxy.mdeproxy"))  # remember: this artifact is spent
-    quote = LinearPricing(rate=500.0, floor=10.0, cap=400.0).quote(report)
+        report = proxy.open(fh.read())  # the evaluation is recorded in the ledger
     with open(os.path.join(workdir, "report.json"), "w") as fh:
         fh.write(report.model_dump_json())
-    print(quote.model_dump_json())
+    # a provisional, signed quote: the delivery is verified before anything is paid
+    proxy.quote(report, PRICING).write(os.path.join(workdir, "quote.mdequote"))
+    print(PRICING.quote(report).model_dump_json())
+
+
+def settle(workdir: str) -> None:
+    proxy = mde.load_proxy(os.path.join(workdir, "proxy.mdeproxy"))
+    with open(os.path.join(workdir, "delivery.mdedel"), "rb") as fh:
+        settlement = proxy.settle(fh.read(), PRICING)  # re-checks commitment, screens, values
+    settlement.write(os.path.join(workdir, "settlement.mdesettle"))
+    print(settlement.model_dump_json())
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("step", choices=["build", "open"])
+    ap.add_argument("step", choices=["build", "open", "settle"])
     ap.add_argument("--workdir", default=".")
     a = ap.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
-    build(a.workdir) if a.step == "build" else open_score(a.workdir)
+    {"build": build, "open": open_score, "settle": settle}[a.step](a.workdir)

@@ -36,17 +36,48 @@ def _demo_data(seed: int) -> tuple[Any, ...]:
     return X, y, model, tr, te, [("clean", X[clean], y[clean]), ("noisy", X[noisy], y_noisy)]
 
 
+class _Parties:
+    """The demo's two owners, each with its own identity and ledger in a scratch folder (the
+    demo never touches your ``$MDE_HOME``)."""
+
+    def __init__(self, home: str) -> None:
+        from mde.wire.signing import SigningKey
+
+        self.buyer_key, self.seller_key = SigningKey.generate(), SigningKey.generate()
+        self.owner_ledger = os.path.join(home, "owner-ledger.sqlite")
+        self.seller_ledger = os.path.join(home, "data-owner-ledger.sqlite")
+
+    def model_owner(self, proxy: Any) -> Any:
+        from mde.owner.ledger import Ledger
+
+        proxy.ledger, proxy.identity = Ledger(self.owner_ledger), self.buyer_key
+        return proxy
+
+    def load(self, path: str) -> Any:
+        import mde
+
+        return mde.load_artifact(
+            path, identity=self.seller_key, ledger=self.seller_ledger, buyer="model-owner"
+        )
+
+
 def run_demo(
     kind: str = "influence", seed: int = 0, mode: str = "sealed-value"
 ) -> dict[str, float]:
     """Run the flow: build, export, score (a clean and a noisy data owner), open, quote,
-    deliver, verify and settle.
+    deliver, verify and settle; the data owner's guard refuses a second per-record answer.
 
     ``mode="hidden"`` runs hidden-proxy mode instead (polynomial influence proxy evaluated on
     the data owners' encrypted records). Returns the two efficacies and prices (for tests).
     """
-    if mode == "hidden":
-        return _run_hidden_demo(seed)
+    with tempfile.TemporaryDirectory(prefix="mde-demo-") as home:
+        parties = _Parties(home)
+        if mode == "hidden":
+            return _run_hidden_demo(seed, parties)
+        return _run_sealed_demo(kind, seed, parties)
+
+
+def _run_sealed_demo(kind: str, seed: int, parties: _Parties) -> dict[str, float]:
     import mde
     from pricing import BinaryPricing, UniformPricing
 
@@ -59,7 +90,9 @@ def run_demo(
         f"black box: {type(model[-1]).__name__} trained on {len(tr)} digits, "
         f"test accuracy {model.score(X[te], y[te]):.3f}",
     )
-    proxy = mde.build_proxy(model, X[tr], y[tr], X[te], y[te], kind=kind, random_state=seed)
+    proxy = parties.model_owner(
+        mde.build_proxy(model, X[tr], y[tr], X[te], y[te], kind=kind, random_state=seed)
+    )
     _say(
         "model owner",
         f"built {kind} proxy: psi dim {proxy.psi_dim_}, fidelity {proxy.fidelity_:.3f}, "
@@ -72,7 +105,7 @@ def run_demo(
             print()
             path = os.path.join(tmp, f"artifact-{name}.mde")
             artifact_id = proxy.export(path)
-            scorer = mde.load_artifact(path)
+            scorer = parties.load(path)
             if not isinstance(scorer, mde.Scorer):
                 raise mde.ArtifactError(
                     "the demo exported a sealed-value artifact but read another kind back."
@@ -135,11 +168,28 @@ def run_demo(
                 "record it",
             )
             out[f"{name}_settled"] = settlement.price
+        print()
+        _refused_again(proxy, parties, os.path.join(tmp, "artifact-again.mde"), Xn, yn)
     print(f"\ndone in {time.perf_counter() - t0:.1f} s")
     return out
 
 
-def _run_hidden_demo(seed: int) -> dict[str, float]:
+def _refused_again(proxy: Any, parties: _Parties, path: str, X: Any, y: Any) -> None:
+    """The buyer asks for the noisy records' scores again, against a fresh artifact: the
+    data owner's guard refuses (one per-record answer per buyer and data set)."""
+    import mde
+
+    proxy.export(path)
+    _say("model owner", "[noisy] exports a fresh artifact and asks for per-record scores again")
+    try:
+        parties.load(path).score(X, y, per_record=True)
+    except mde.BudgetError as exc:
+        _say("data owner", f"[noisy] guard refuses: {str(exc).split(' Refusing')[0]}")
+        return
+    raise mde.ProtocolError("the guard answered a second per-record request; it must refuse it.")
+
+
+def _run_hidden_demo(seed: int, parties: _Parties) -> dict[str, float]:
     import mde
     from pricing import BinaryPricing
 
@@ -154,8 +204,8 @@ def _run_hidden_demo(seed: int) -> dict[str, float]:
         f"black box: {type(model[-1]).__name__} trained on {len(tr)} digits, "
         f"test accuracy {model.score(X[te], y[te]):.3f}",
     )
-    proxy = mde.build_proxy(
-        model, X[tr], y[tr], X[te], y[te], kind="influence-poly", random_state=seed
+    proxy = parties.model_owner(
+        mde.build_proxy(model, X[tr], y[tr], X[te], y[te], kind="influence-poly", random_state=seed)
     )
     _say(
         "model owner",
@@ -168,7 +218,7 @@ def _run_hidden_demo(seed: int) -> dict[str, float]:
             print()
             path = os.path.join(tmp, f"hidden-{name}.mde")
             proxy.export(path, mode="hidden")
-            client = mde.load_artifact(path)
+            client = parties.load(path)
             if not isinstance(client, mde.HiddenClient):
                 raise mde.ArtifactError(
                     "the demo exported a hidden-mode artifact but read another kind back."

@@ -119,7 +119,7 @@ def test_round_trip(files, capsys):
     report = json.loads((d / "r.json").read_text())
     X = np.load(d / "offer.npz")["X"]
     y = np.load(d / "offer.npz")["y"]
-    assert report["efficacy"] == pytest.approx(proxy.efficacy(X, y), rel=1e-4)
+    assert report["efficacy"] == pytest.approx(proxy.efficacy(X, y), rel=1e-3)
 
     assert (
         _deliver_and_settle(d, str(d / "a.mde"), str(d / "p.mdeproxy"), str(d / "offer.npz")) == 0
@@ -228,7 +228,7 @@ def test_cli_reports_bad_files_and_options_cleanly(files, capsys):
         ),
         (
             ["price", "--report", str(d / "train.npz"), "--pricing", "binary:price=1"],
-            "not a valid efficacy report",
+            "not a valid MDE efficacy report",
         ),
     ]
     for argv, message in cases:
@@ -297,7 +297,7 @@ def test_failed_pricing_does_not_spend_the_evaluation(files, capsys):
     offer = np.load(d / "offer.npz")
     plain = mde.load_proxy(d / "p.mdeproxy").efficacy(offer["X"], offer["y"])
     report = json.loads((d / "r.json").read_text())
-    assert report["efficacy"] == pytest.approx(plain, rel=1e-4)
+    assert report["efficacy"] == pytest.approx(plain, rel=1e-3)
     assert plain > 0.1
     assert main(["price", "--report", str(d / "r.json"), "--pricing", "binary:price=7"]) == 0
     quote = json.loads(capsys.readouterr().out)
@@ -554,3 +554,30 @@ def test_hidden_demo_prices_clean_above_noisy(capsys):
     assert out["clean_efficacy"] > 0 > out["noisy_efficacy"]
     assert out["clean_price"] == 100 and out["noisy_price"] == 0
     assert "no weights" in capsys.readouterr().out
+
+
+def test_pin_identity_and_require_pinned(files, capsys):
+    """A data owner that answers pinned buyers only: unpinned refused (exit 2), pinned out of
+    band with `mde pin` answered."""
+    import json
+
+    from mde.wire.artifact import read_artifact
+
+    d, _ = files
+    argv = ["build", "--model", str(d / "model.joblib"), "--train", str(d / "train.npz")]
+    argv += ["--test", str(d / "test.npz"), "--artifact-out", str(d / "a.mde")]
+    assert main(argv + ["--proxy-out", str(d / "p.mdeproxy")]) == 0
+    capsys.readouterr()
+    assert main(["identity"]) == 0
+    mine = json.loads(capsys.readouterr().out)["public_key"]
+    buyer = read_artifact(d / "a.mde").signer
+    assert buyer == mine  # one MDE_HOME plays both owners in this test
+    score = ["score", "--artifact", str(d / "a.mde"), "--data", str(d / "offer.npz")]
+    score += ["--out", str(d / "s.mdeseal"), "--quiet", "--require-pinned"]
+    assert main(score) == 2
+    assert "not pinned" in capsys.readouterr().err
+    assert not (d / "s.mdeseal").exists()
+    assert main(["pin", "--name", "model-owner", "--key", "zz"]) == 2
+    assert "64 lowercase hex" in capsys.readouterr().err
+    assert main(["pin", "--name", "model-owner", "--key", buyer]) == 0
+    assert main(score) == 0 and (d / "s.mdeseal").exists()

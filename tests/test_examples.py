@@ -7,14 +7,9 @@ import os
 import subprocess
 import sys
 
-from mde.data_owner.ledger import DataOwnerLedger
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _seed(report):
-    """The data owner's salt seed for a report's commitment (its ledger, this MDE_HOME)."""
-    return DataOwnerLedger().seed(report.commitment)
 
 
 def run(*args, cwd):
@@ -27,26 +22,30 @@ def run(*args, cwd):
 
 def test_model_owner_and_data_owner(tmp_path):
     ex = os.path.join(ROOT, "examples")
-    built = json.loads(
-        run(os.path.join(ex, "model_owner.py"), "build", "--workdir", str(tmp_path), cwd=tmp_path)
-    )
-    run(os.path.join(ex, "data_owner.py"), "--workdir", str(tmp_path), cwd=tmp_path)
-    quote = json.loads(
-        run(os.path.join(ex, "model_owner.py"), "open", "--workdir", str(tmp_path), cwd=tmp_path)
-    )
+
+    def step(script: str, name: str) -> dict:  # type: ignore[type-arg]
+        out = run(os.path.join(ex, script), name, "--workdir", str(tmp_path), cwd=tmp_path)
+        return json.loads(out.strip().splitlines()[-1])
+
+    built = step("model_owner.py", "build")
+    step("data_owner.py", "score")
+    quote = step("model_owner.py", "open")
     assert quote["artifact_id"] == built["artifact_id"]
     assert quote["accepted"] and 10.0 <= quote["price"] <= 400.0
+    assert step("data_owner.py", "deliver") == {"delivered": 400}
+    settled = step("model_owner.py", "settle")
+    accepted = step("data_owner.py", "accept")
 
-    import numpy as np
-
-    import mde
     from mde import EfficacyReport
 
-    proxy = mde.load_proxy(tmp_path / "proxy.mdeproxy")
-    data = np.load(tmp_path / "delivery.npz")
     report = EfficacyReport.model_validate_json((tmp_path / "report.json").read_text())
-    proxy.verify_delivery(data["X"], data["y"], report, seed=_seed(report))
     assert quote["price"] == min(400.0, max(10.0, 500.0 * report.efficacy))
+    # the settlement prices the recomputed (noise-free) efficacy, never above the quote
+    assert settled["verified_efficacy"] == pytest.approx(report.efficacy, rel=1e-3)
+    assert settled["price"] <= quote["price"]
+    verified = min(400.0, max(10.0, 500.0 * settled["verified_efficacy"]))
+    assert settled["price"] == pytest.approx(min(verified, quote["price"]), rel=1e-12)
+    assert accepted == {"price": settled["price"], "quoted_price": quote["price"]}
 
 
 def test_custom_pricing(tmp_path):

@@ -57,7 +57,7 @@ def test_string_labels_round_trip(tmp_path):
     scorer = mde.load_artifact(tmp_path / "w.mde")
     assert sorted(scorer.classes) == ["barbera", "barolo", "grignolino"]
     report = proxy.open(scorer.score(X[c], names[c]))
-    assert report.efficacy == pytest.approx(proxy.efficacy(X[c], names[c]), rel=1e-4)
+    assert report.efficacy == pytest.approx(proxy.efficacy(X[c], names[c]), rel=3e-3)
     with pytest.raises(mde.LabelError, match="nebbiolo"):
         scorer.score(X[c], np.append(names[c][:-1], "nebbiolo"))
 

@@ -142,6 +142,16 @@ def _parser() -> argparse.ArgumentParser:
     ac.add_argument("--settlement", required=True)
     ac.set_defaults(func=commands.cmd_accept)
 
+    pn = sub.add_parser(
+        "pin", help="data owner: pin a buyer's public key under a name (given out of band)"
+    )
+    pn.add_argument("--name", required=True)
+    pn.add_argument("--key", required=True, help="the buyer's Ed25519 public key (64 hex)")
+    pn.set_defaults(func=commands.cmd_pin)
+
+    idn = sub.add_parser("identity", help="print your public key (to give the other owner)")
+    idn.set_defaults(func=commands.cmd_identity)
+
     e = sub.add_parser(
         "encrypt", help="data owner (hidden mode): encrypt local data under your own key"
     )
@@ -153,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--label-column", default=None)
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    _guard_options(e)
     e.set_defaults(func=commands.cmd_encrypt)
 
     ev = sub.add_parser(
@@ -175,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("--key", required=True)
     dc.add_argument("--result", required=True)
     dc.add_argument("--out", default="partial.mdepart")
+    _guard_options(dc)
     dc.set_defaults(func=commands.cmd_decrypt)
 
     d = sub.add_parser(
@@ -199,6 +211,23 @@ def _guard_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="numbers released per buyer per data set (default: records + 16)",
+    )
+    p.add_argument(
+        "--max-requests",
+        type=int,
+        default=16,
+        help="hidden-mode results decrypted per buyer per data set (default 16)",
+    )
+    p.add_argument(
+        "--max-buyers",
+        type=int,
+        default=4,
+        help="distinct buyer keys answered about one data set (default 4)",
+    )
+    p.add_argument(
+        "--require-pinned",
+        action="store_true",
+        help="answer only buyers pinned before (fresh keys cannot reset budgets)",
     )
     p.add_argument(
         "--dp-epsilon",

@@ -108,7 +108,14 @@ def _guard(a: argparse.Namespace) -> Any:
     from mde.data_owner.policy import DPPolicy, GuardPolicy
 
     dp = None if a.dp_epsilon is None else DPPolicy(epsilon=a.dp_epsilon)
-    return GuardPolicy(max_artifacts=a.max_artifacts, max_numbers=a.max_numbers, dp=dp)
+    return GuardPolicy(
+        max_artifacts=a.max_artifacts,
+        max_numbers=a.max_numbers,
+        max_requests=a.max_requests,
+        max_buyers=a.max_buyers,
+        require_pinned=a.require_pinned,
+        dp=dp,
+    )
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:
@@ -150,9 +157,8 @@ def cmd_score(a: argparse.Namespace) -> int:
     scorer = load_artifact(a.artifact, buyer=a.buyer, policy=_guard(a))
     if not isinstance(scorer, Scorer):
         raise InputError(
-            f"{a.artifact!r} is a hidden-mode artifact: there is no proxy to run locally. Encrypt "
-            "the "
-            "records with `mde encrypt` and send the request to the model owner."
+            f"{a.artifact!r} is a hidden-mode artifact: there is no proxy to run locally. "
+            "Encrypt the records with `mde encrypt` and send the request to the model owner."
         )
     X, y = read_dataset(a.data, a.label_column)
     sealed = scorer.score(X, y, per_record=a.per_record, progress=not a.quiet)
@@ -190,7 +196,6 @@ def cmd_open(a: argparse.Namespace) -> int:
     if a.report_out:  # keep the report first: it can be priced again with `mde price`
         with open(a.report_out, "w") as fh:
             fh.write(report.model_dump_json(indent=2))
-    proxy.save(a.proxy)  # remember that this artifact was evaluated
     # the signed provisional quote for the data owner (delivery and settlement follow)
     proxy.quote(report, pricing, spec=a.pricing).write(quote_out)
     print(pricing.quote(report).model_dump_json(indent=2))
@@ -198,14 +203,12 @@ def cmd_open(a: argparse.Namespace) -> int:
 
 
 def _load_report(path: str) -> Any:
-    from pydantic import ValidationError
-
     from mde.report import EfficacyReport
 
     try:
-        return EfficacyReport.model_validate_json(_read(path))
-    except ValidationError as exc:
-        raise InputError(f"{path!r} is not a valid efficacy report: {exc}") from exc
+        return EfficacyReport.from_json(_read(path))
+    except InputError as exc:
+        raise InputError(f"{path!r}: {exc}") from exc
 
 
 def cmd_price(a: argparse.Namespace) -> int:
@@ -267,12 +270,30 @@ def cmd_accept(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pin(a: argparse.Namespace) -> int:
+    from mde.data_owner.ledger import DataOwnerLedger
+    from mde.wire.signing import check_public_key
+
+    ledger = DataOwnerLedger()
+    ledger.pin(a.name, check_public_key(a.key, "--key"))
+    print(json.dumps({"pinned": a.name, "key": a.key, "ledger": str(ledger.path)}, indent=2))
+    return 0
+
+
+def cmd_identity(a: argparse.Namespace) -> int:
+    from mde.wire.signing import SigningKey, default_identity_path
+
+    key = SigningKey.load_or_create()
+    print(json.dumps({"public_key": key.public_hex, "file": str(default_identity_path())}))
+    return 0
+
+
 def cmd_encrypt(a: argparse.Namespace) -> int:
     from mde.data_io import read_dataset
     from mde.data_owner import HiddenClient, load_artifact
 
     _check_out(a.out, a.key)
-    client = load_artifact(a.artifact)
+    client = load_artifact(a.artifact, buyer=a.buyer, policy=_guard(a))
     if not isinstance(client, HiddenClient):
         raise InputError(f"{a.artifact!r} is a sealed-value artifact; use `mde score` for it.")
     X, y = read_dataset(a.data, a.label_column)
@@ -302,7 +323,6 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     blob = proxy.evaluate_hidden(_read(a.request), allow_repeat=a.allow_repeat).to_bytes()
     with open(a.out, "wb") as fh:
         fh.write(blob)
-    proxy.save(a.proxy)  # keeps the mask needed to open the answer
     print(json.dumps({"result": a.out, "bytes": len(blob)}, indent=2))
     return 0
 
@@ -311,7 +331,7 @@ def cmd_decrypt(a: argparse.Namespace) -> int:
     from mde.data_owner import HiddenClient, load_artifact
 
     _check_out(a.out)
-    client = load_artifact(a.artifact)
+    client = load_artifact(a.artifact, buyer=a.buyer, policy=_guard(a))
     if not isinstance(client, HiddenClient):
         raise InputError(f"{a.artifact!r} is a sealed-value artifact; nothing to decrypt.")
     client.load_key(a.key)
