@@ -7,7 +7,7 @@
     python examples/model_owner.py settle --workdir deal/   # verify the records, settle
     python examples/data_owner.py accept --workdir deal/    # (the data owner records it)
 
-The private file deal/proxy.mdeproxy holds the secret key: it never leaves the model owner.
+The private file deal/proxy.mdeproxy holds w: it never leaves the model owner.
 The model owner's ledger ($MDE_HOME/owner-ledger.sqlite) keeps the artifact's secrets, the
 one evaluation, the quote and the settlement.
 """

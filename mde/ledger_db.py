@@ -7,6 +7,7 @@ Every SQLite failure (a locked, damaged or foreign file) becomes a
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ def open_ledger(path: Path, schema: str, version: int, what: str) -> None:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # a ledger holds secrets (salt seeds, sentinels, masks): readable by its owner only
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         try:
             db.execute("BEGIN IMMEDIATE")  # one creator at a time

@@ -42,9 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--artifact-out", default="artifact.mde", help="public artifact to hand to data owners"
     )
-    b.add_argument(
-        "--proxy-out", default="proxy.mdeproxy", help="private proxy file (secret key inside)"
-    )
+    b.add_argument("--proxy-out", default="proxy.mdeproxy", help="private proxy file (w inside)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--label-column", default=None)
     b.add_argument(

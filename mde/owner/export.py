@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mde.crypto.context import public_context_bytes
+from mde.crypto.context import public_context_bytes, secret_context_bytes
 from mde.crypto.encrypted_graph import check_graph
 from mde.crypto.flooding import flood_sigmas, norm_bounds
 from mde.crypto.params import RESERVED_SLOTS, CKKSParams, hidden_params, make_layout
@@ -113,6 +113,7 @@ def export_sealed(
             artifact_bytes=len(artifact.to_bytes()),
             pairwise=pairwise,
         ),
+        secret=secret_context_bytes(context),  # each artifact has its own key
     )
     artifact.write(path)
     return artifact_id

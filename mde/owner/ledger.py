@@ -35,7 +35,7 @@ _WHAT = "model owner's ledger"
 _SCHEMA = """
 CREATE TABLE artifacts (
     artifact_id TEXT PRIMARY KEY, proxy_id TEXT NOT NULL, record TEXT NOT NULL,
-    at REAL NOT NULL);
+    secret BLOB, at REAL NOT NULL);
 CREATE TABLE evaluations (
     artifact_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (artifact_id, seq));
@@ -80,13 +80,25 @@ class Ledger:
         return transaction(self.path, _WHAT)
 
     # -- artifacts (the session) ----------------------------------------------------------
-    def record_artifact(self, artifact_id: str, proxy_id: str, record_json: str) -> None:
-        """Keep the secrets of an exported artifact (before the artifact file is written)."""
+    def record_artifact(
+        self, artifact_id: str, proxy_id: str, record_json: str, secret: bytes | None = None
+    ) -> None:
+        """Keep the secrets of an exported artifact (its record and, for a sealed-value
+        artifact, its own CKKS secret key) before the artifact file is written."""
         with self._tx() as db:
             db.execute(
-                "INSERT INTO artifacts VALUES (?, ?, ?, ?)",
-                (artifact_id, proxy_id, record_json, time.time()),
+                "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?)",
+                (artifact_id, proxy_id, record_json, secret, time.time()),
             )
+
+    def artifact_secret(self, artifact_id: str, proxy_id: str) -> bytes | None:
+        """The CKKS secret key of an artifact this proxy exported, or None."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT secret FROM artifacts WHERE artifact_id = ? AND proxy_id = ?",
+                (artifact_id, proxy_id),
+            ).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
 
     def artifact(self, artifact_id: str) -> tuple[str, str] | None:
         """``(proxy_id, record_json)`` of an exported artifact, or None."""

@@ -1,4 +1,5 @@
-"""The model owner's side of a deal: a fitted proxy, its secret key and its ledger.
+"""The model owner's side of a deal: a fitted proxy and its ledger (each artifact's secrets
+and CKKS key, evaluations, quotes, settlements).
 
 :func:`mde.build_proxy` returns a :class:`ModelOwner`; every estimator attribute and
 method of the proxy (``fidelity_``, ``efficacy``, ``psi``, ...) is available on it, and it
@@ -14,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from mde.crypto.context import new_context
+from mde.crypto.context import load_context, new_context
 from mde.crypto.params import CKKSParams, check_params
-from mde.errors import InputError, SealedScoreError
+from mde.errors import InputError, SealedScoreError, StorageError
 from mde.owner import export as export_step
 from mde.owner.hidden import evaluate_hidden
 from mde.owner.ledger import Ledger
@@ -114,17 +115,15 @@ class ModelOwner:
         return list(self.session.artifacts)
 
     def _context(self, params: CKKSParams | None) -> tuple[Any, CKKSParams]:
-        if self._key is None:
-            params = params or export_step.default_ckks(self.proxy)
-            problem = check_params(params)
-            if problem:
-                raise InputError(f"bad CKKS parameters: {problem}")
-            self._key = (new_context(params), params)
-        elif params is not None and params != self._key[1]:
-            raise SealedScoreError(
-                "this proxy's key was made with other CKKS parameters; export with those."
-            )
-        return self._key
+        """A fresh CKKS key for one sealed-value export (its secret goes to the ledger with
+        the artifact's record): answers to different artifacts never accumulate under one
+        key, so the flooding's key-recovery margin is per artifact."""
+        if params is None:
+            params = self._key[1] if self._key is not None else export_step.default_ckks(self.proxy)
+        problem = check_params(params)
+        if problem:
+            raise InputError(f"bad CKKS parameters: {problem}")
+        return new_context(params), params
 
     # -- step 1: export ---------------------------------------------------------------
     def export(
@@ -218,15 +217,23 @@ class ModelOwner:
             raise SealedScoreError(
                 f"cannot open a {type(message).__name__}; pass a sealed score or partial result."
             )
-        if self._key is None:
+        secret = self.session.secret(message.artifact_id)
+        if secret is not None:
+            context = load_context(
+                secret, StorageError, public=False, what="the artifact's secret key (ledger)"
+            )
+        elif self._key is not None:  # exported before keys were kept per artifact
+            context = self._key[0]
+        else:
             raise SealedScoreError(
-                "this proxy has no key: it never exported a sealed-value artifact."
+                f"no key for artifact {message.artifact_id!r} in ledger {str(self.ledger.path)!r}"
+                ": this proxy did not export it, or its ledger is another one."
             )
         return open_sealed(
             self.proxy,
             self.session,
             self.ledger,
-            self._key[0],
+            context,
             message,
             allow_repeat=allow_repeat,
             expect_seller=expect_seller,
@@ -273,9 +280,9 @@ class ModelOwner:
 
     # -- keeping it ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Save the owner's private proxy file (the model, its id and the secret key; the
-        session stays in the ledger); reload with :func:`mde.load_proxy`. Keep it private:
-        it holds ``w`` and the key."""
+        """Save the owner's private proxy file (the model and its id; each artifact's key and
+        the session stay in the ledger); reload with :func:`mde.load_proxy`. Keep it private:
+        it holds ``w``."""
         save_proxy_file(path, self.proxy, self.session.proxy_id, self._key)
 
     def summary(self) -> dict[str, Any]:

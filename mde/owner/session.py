@@ -119,9 +119,16 @@ class Session:
                 f"{artifact_id!r}: {exc.errors()[0]['msg']}"
             ) from exc
 
-    def add(self, artifact_id: str, record: SealedRecord | HiddenRecord) -> None:
-        """Record an exported artifact's secrets (before its file is written)."""
-        self.ledger.record_artifact(artifact_id, self.proxy_id, record.model_dump_json())
+    def add(
+        self, artifact_id: str, record: SealedRecord | HiddenRecord, secret: bytes | None = None
+    ) -> None:
+        """Record an exported artifact's secrets, with its own CKKS secret key ``secret``
+        (sealed-value mode), before its file is written."""
+        self.ledger.record_artifact(artifact_id, self.proxy_id, record.model_dump_json(), secret)
+
+    def secret(self, artifact_id: str) -> bytes | None:
+        """The CKKS secret key ``artifact_id`` was exported under, or None."""
+        return self.ledger.artifact_secret(artifact_id, self.proxy_id)
 
     def get(self, artifact_id: str) -> SealedRecord | HiddenRecord | None:
         """The record of ``artifact_id`` if this proxy exported it, else None."""

@@ -1,4 +1,4 @@
-"""The model owner's private proxy file (secret key inside; never give it away).
+"""The model owner's private proxy file (``w`` inside; never give it away).
 
 A wire envelope of format ``mde-proxy``: the header holds the proxy's id, kind, parameters,
 fitted scalars and the CKKS parameters; the members are one ``.npy`` per learned array

@@ -89,3 +89,10 @@ def test_an_unwritable_ledger_path_is_a_storage_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(mde.StorageError, match="cannot be opened"):
         Ledger(blocker / "ledger.sqlite")
+
+
+def test_new_ledgers_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    from mde.data_owner.ledger import DataOwnerLedger
+
+    assert (Ledger(tmp_path / "o.sqlite").path.stat().st_mode & 0o777) == 0o600
+    assert (DataOwnerLedger(tmp_path / "d.sqlite").path.stat().st_mode & 0o777) == 0o600

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import mde
+from mde.crypto.context import load_context
 from mde.data_owner.ledger import DataOwnerLedger
 from mde.owner.storage import load_proxy_file
 from mde.wire.sealed_score import SealedScore
@@ -85,7 +86,11 @@ def test_masks_hide_single_slots(exported, digits, tmp_path):
     proxy, scorer = exported
     sealed = scorer.score(digits.Xc, digits.yc)
     proxy.save(tmp_path / "p.mdeproxy")
-    _, _, (context, _) = load_proxy_file(tmp_path / "p.mdeproxy")  # the owner's secret key
+    _, _, key = load_proxy_file(tmp_path / "p.mdeproxy")
+    assert key is None  # the proxy file holds the model; each artifact's key is in the ledger
+    secret = proxy.session.secret(scorer.artifact_id)
+    assert secret is not None
+    context = load_context(secret, mde.StorageError, public=False, what="the artifact's key")
     slots = np.asarray(ts.ckks_vector_from(context, sealed.ciphertexts[0]).decrypt())
     m = proxy.psi_dim_
     assert np.abs(slots[:m]).max() > 100  # masked: far above any real slot value (|w| <= 1)
