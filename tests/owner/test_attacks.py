@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import mde
+from mde.crypto.sealing import aggregate_exponent
 from mde.data_owner.ledger import DataOwnerLedger
 from mde.wire.sealed_score import SealedScore
 from mde.wire.signing import SigningKey
@@ -52,8 +53,10 @@ def test_swapped_pairwise_chunks_are_refused_at_open(order2, digits, tmp_path) -
         order2.open(_rebuild(sealed, cts))
     # the honest score still opens: the refusal came from the order alone
     report = order2.open(sealed)
+    # within 8 sigmas of the pairwise block's flooding (real units: sigma * scale * 4**e)
+    flood = rec.sigmas().pairwise * rec.pairwise.scale * 4.0 ** aggregate_exponent(len(digits.yc))
     assert report.pairwise == pytest.approx(
-        order2.efficacy_terms(digits.Xc, digits.yc)[1], rel=1e-3, abs=1e-6
+        order2.efficacy_terms(digits.Xc, digits.yc)[1], rel=1e-6, abs=8 * flood
     )
 
 
