@@ -103,6 +103,7 @@ def admit_graph(graph: bytes, manifest: ArtifactManifest, *, trust_graph: bool =
             f"{manifest.n_features} features; refusing it."
         )
     try:
+        _check_shapes(kind, model, manifest)
         rebuilt = _rebuild(kind, model, manifest.n_features)
     except Exception as exc:  # missing or misshapen weights: not the documented graph
         raise ArtifactError(
@@ -114,6 +115,43 @@ def admit_graph(graph: bytes, manifest: ArtifactManifest, *, trust_graph: bool =
             f"artifact's psi graph has the {kind!r} operators but not the {kind!r} graph's "
             "structure (an attribute, a wire or a constant differs from the graph rebuilt from "
             "its own weights); refusing it: it could mix records or compute anything else."
+        )
+
+
+def _check_shapes(kind: str, model: Any, manifest: ArtifactManifest) -> None:
+    """The weights have their documented shapes (a bias of shape (1, 1, q) would broadcast
+    the batch into a softmax axis: same builder, records mixed)."""
+    from onnx import numpy_helper
+
+    w = {t.name: numpy_helper.to_array(t).shape for t in model.graph.initializer}
+    d, k = manifest.n_features, len(manifest.classes)
+    if kind == "tree":
+        (n_internal,) = w["tree_features"]
+        n_leaves = w["tree_path_W"][1]
+        want = {
+            "tree_thresholds": (n_internal,),
+            "tree_path_W": (n_internal, n_leaves),
+            "tree_path_b": (n_leaves,),
+            "tree_depth": (n_leaves,),
+        }
+        width = n_leaves * k
+    else:
+        first = ("layer1" if kind == "student" else "compress") + "_W"
+        q = w[first][1]
+        want = {first: (d, q), first[:-1] + "b": (q,)}
+        if kind == "student":
+            want |= {"append_one_W": (q, q + 1), "append_one_b": (q + 1,)}
+            q += 1
+        want["thetaT"] = (q, k)
+        width = k * q
+        if "projection" in w:
+            want["projection"] = (width, w["projection"][1])
+            width = w["projection"][1]
+    bad = {name: w.get(name) for name, shape in want.items() if w.get(name) != shape}
+    if bad or width != manifest.psi_dim:
+        raise ValueError(
+            f"weights {sorted(bad)} do not have their documented shapes, or psi has width "
+            f"{width} and the manifest says {manifest.psi_dim}"
         )
 
 

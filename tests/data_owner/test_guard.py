@@ -133,3 +133,28 @@ def test_a_template_graph_that_mixes_records_is_refused(artifact: str, digits, e
     assert ops == [n.op_type for n in load_from_string(graph).graph.node]  # template passes
     with pytest.raises(mde.ArtifactError, match="not the 'influence' graph's structure"):
         mde.load_artifact(_with_graph(good, crafted))
+
+
+def test_weights_of_another_shape_are_refused_even_from_the_real_builder() -> None:
+    """A (1, 1, q) bias broadcasts the batch into the softmax axis: built with the model
+    owner's own builder (so byte-identical on rebuild), yet it mixes records."""
+    from mde.crypto.params import CKKSParams, make_layout
+    from mde.proxies.onnx_graphs import softmax_head_psi_graph
+    from mde.wire.artifact import ArtifactManifest
+
+    d, q = 8, 6
+    rng = np.random.default_rng(0)
+    graph = softmax_head_psi_graph(
+        rng.normal(size=(d, q)), np.zeros((1, 1, q)), rng.normal(size=(q, q))
+    )
+    manifest = ArtifactManifest(
+        artifact_id="a",
+        proxy_kind="influence",
+        n_features=d,
+        classes=[0, 1],
+        psi_dim=q * q,
+        ckks=CKKSParams(),
+        layout=make_layout(q * q, CKKSParams()),
+    )
+    with pytest.raises(mde.ArtifactError, match=r"\['compress_b', 'thetaT'\] do not have"):
+        admit_graph(graph, manifest)
