@@ -47,11 +47,10 @@ class _Parties:
         self.owner_ledger = os.path.join(home, "owner-ledger.sqlite")
         self.seller_ledger = os.path.join(home, "data-owner-ledger.sqlite")
 
-    def model_owner(self, proxy: Any) -> Any:
-        from mde.owner.ledger import Ledger
-
-        proxy.ledger, proxy.identity = Ledger(self.owner_ledger), self.buyer_key
-        return proxy
+    @property
+    def model_owner(self) -> dict[str, Any]:
+        """``build_proxy`` keywords: the model owner's ledger and identity."""
+        return {"ledger": self.owner_ledger, "identity": self.buyer_key}
 
     def load(self, path: str) -> Any:
         import mde
@@ -90,8 +89,8 @@ def _run_sealed_demo(kind: str, seed: int, parties: _Parties) -> dict[str, float
         f"black box: {type(model[-1]).__name__} trained on {len(tr)} digits, "
         f"test accuracy {model.score(X[te], y[te]):.3f}",
     )
-    proxy = parties.model_owner(
-        mde.build_proxy(model, X[tr], y[tr], X[te], y[te], kind=kind, random_state=seed)
+    proxy = mde.build_proxy(
+        model, X[tr], y[tr], X[te], y[te], kind=kind, random_state=seed, **parties.model_owner
     )
     _say(
         "model owner",
@@ -204,8 +203,15 @@ def _run_hidden_demo(seed: int, parties: _Parties) -> dict[str, float]:
         f"black box: {type(model[-1]).__name__} trained on {len(tr)} digits, "
         f"test accuracy {model.score(X[te], y[te]):.3f}",
     )
-    proxy = parties.model_owner(
-        mde.build_proxy(model, X[tr], y[tr], X[te], y[te], kind="influence-poly", random_state=seed)
+    proxy = mde.build_proxy(
+        model,
+        X[tr],
+        y[tr],
+        X[te],
+        y[te],
+        kind="influence-poly",
+        random_state=seed,
+        **parties.model_owner,
     )
     _say(
         "model owner",

@@ -26,6 +26,7 @@ def build_proxy(
     calibrate_with: Any = None,
     calibration_grid: dict[str, Any] | None = None,
     ledger: Any = None,
+    identity: Any = None,
     **options: Any,
 ) -> ModelOwner:
     """Build a compact proxy of a black-box classifier.
@@ -49,6 +50,8 @@ def build_proxy(
     ledger : Ledger or path, optional
         The model owner's evaluation ledger (:mod:`mde.owner.ledger`; default under the
         user's data folder, or ``$MDE_HOME``).
+    identity : SigningKey, optional
+        The model owner's signing key; default ``$MDE_HOME/identity.pem`` (made on first use).
     **options
         Keyword arguments of the proxy class (e.g. ``n_components=32, l2=1e-2``); fixed
         during calibration.
@@ -82,4 +85,4 @@ def build_proxy(
     proxy = make_proxy(kind, random_state=random_state, **options)
     proxy.fit(blackbox, X_train, y_train, X_test, y_test)
     proxy.calibration_ = calibration
-    return ModelOwner(proxy, ledger=ledger)
+    return ModelOwner(proxy, ledger=ledger, identity=identity)
