@@ -30,6 +30,7 @@ def open_ledger(path: Path, schema: str, version: int, what: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # a ledger holds secrets (salt seeds, sentinels, masks): readable by its owner only
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)  # also a ledger made before ledgers were private
         db = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         try:
             db.execute("BEGIN IMMEDIATE")  # one creator at a time

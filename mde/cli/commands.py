@@ -256,7 +256,7 @@ def cmd_settle(a: argparse.Namespace) -> int:
     proxy = load_proxy(a.proxy)
     delivery = Delivery.from_bytes(_read(a.delivery))
     spec = a.pricing or proxy.ledger.quote(delivery.quote_id)[3]
-    settlement = proxy.settle(delivery, parse_pricing(spec))
+    settlement = proxy.settle(delivery, parse_pricing(spec), spec=spec)
     settlement.write(a.out)
     print(settlement.model_dump_json(indent=2))
     return 0

@@ -54,15 +54,18 @@ def load_artifact(
     artifact = read_artifact(path)
     identity = identity if identity is not None else SigningKey.load_or_create()
     book = ledger if isinstance(ledger, DataOwnerLedger) else DataOwnerLedger(ledger)
-    if buyer is not None:
-        book.pin(buyer, check_public_key(artifact.signer, "the artifact's signer"))
-    if isinstance(artifact, HiddenArtifact):
-        return HiddenClient(artifact, identity=identity, ledger=book, policy=policy)
-    return Scorer(
-        artifact,
-        trust_graph=trust_graph,
-        identity=identity,
-        ledger=book,
-        policy=policy,
-        buyer=buyer,
+    session: DataOwnerSession = (
+        HiddenClient(artifact, identity=identity, ledger=book, policy=policy)
+        if isinstance(artifact, HiddenArtifact)
+        else Scorer(
+            artifact,
+            trust_graph=trust_graph,
+            identity=identity,
+            ledger=book,
+            policy=policy,
+            buyer=buyer,
+        )
     )
+    if buyer is not None:  # pinned only once the guard admitted the artifact
+        book.pin(buyer, check_public_key(artifact.signer, "the artifact's signer"))
+    return session

@@ -30,7 +30,7 @@ from mde.paths import mde_home
 
 __all__ = ["Ledger", "default_ledger_path"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: artifacts hold each artifact's own CKKS secret key
 _WHAT = "model owner's ledger"
 _SCHEMA = """
 CREATE TABLE artifacts (

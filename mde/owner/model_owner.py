@@ -248,7 +248,12 @@ class ModelOwner:
         return make_quote(report, pricing, self.identity, self.ledger, spec)
 
     def settle(
-        self, delivery: Delivery | bytes, pricing: Prices, *, rtol: float = 1e-4
+        self,
+        delivery: Delivery | bytes,
+        pricing: Prices,
+        *,
+        spec: str | None = None,
+        rtol: float = 1e-4,
     ) -> Settlement:
         """Verify a delivery against its quote and settle at the verified price; see
         :func:`mde.owner.settle.settle`.
@@ -262,7 +267,14 @@ class ModelOwner:
         if isinstance(delivery, (bytes, bytearray)):
             delivery = Delivery.from_bytes(bytes(delivery))
         return settle(
-            self.proxy, self.session, self.ledger, self.identity, delivery, pricing, rtol=rtol
+            self.proxy,
+            self.session,
+            self.ledger,
+            self.identity,
+            delivery,
+            pricing,
+            spec=spec,
+            rtol=rtol,
         )
 
     def verify_delivery(

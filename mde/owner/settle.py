@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mde.errors import DeliveryError, InputError, PricingError, StorageError
+from mde.errors import DeliveryError, InputError, PricingError, ProtocolError, StorageError
 from mde.owner.ledger import Ledger
 from mde.owner.session import Session
 from mde.owner.verify import verified_scores, verify_delivery
@@ -131,9 +131,12 @@ def settle(
     delivery: Delivery,
     pricing: Prices,
     *,
+    spec: str | None = None,
     rtol: float = 1e-4,
 ) -> Settlement:
-    """Verify a delivery against its quote and settle at the verified price.
+    """Verify a delivery against its quote and settle at the verified price, with the
+    pricing function the quote was made with (``spec`` as given to :func:`make_quote`;
+    default its repr): a buyer cannot re-price after the delivery.
 
     Raises
     ------
@@ -143,11 +146,16 @@ def settle(
     ProtocolError
         If the quote is unknown or the delivery is malformed.
     """
-    seller, report_json, quoted, _ = ledger.quote(delivery.quote_id)
+    seller, report_json, quoted, quoted_with = ledger.quote(delivery.quote_id)
     delivery.check_signature(seller)
     stored = ledger.settlement(delivery.quote_id)
     if stored is not None:
         return Settlement.from_bytes(stored)
+    if (spec or repr(pricing))[:400] != quoted_with:
+        raise ProtocolError(
+            f"this quote was made with {quoted_with!r}; settle with the same pricing function "
+            "(re-pricing after the delivery is refused)."
+        )
     try:
         report = EfficacyReport.from_json(report_json)
     except InputError as exc:
