@@ -238,7 +238,9 @@ def build_corpus(root: Path, digits: Any, model: Any) -> Corpus:
     snapshot(mo / "owner-ledger.sqlite", "mo-before-settle.sqlite")  # the partial is pending
     snapshot(do / "data-owner-ledger.sqlite", "do-before-accept.sqlite")
     with home(mo):
-        owner.settle(p["delivery.mdedel"].read_bytes(), pricing).write(p["settlement.mdesettle"])
+        owner.settle(p["delivery.mdedel"].read_bytes(), pricing, spec=PRICING).write(
+            p["settlement.mdesettle"]
+        )
         assert poly.open(partial).n_records == 5
     with home(do):
         scorer.accept_settlement(p["settlement.mdesettle"].read_bytes())

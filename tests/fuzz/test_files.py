@@ -21,7 +21,7 @@ from mde.owner.ledger import Ledger
 from mde.report import EfficacyReport
 from mde.wire.signing import SigningKey
 from pricing import parse_pricing
-from tests.fuzz.harness import Corpus, Tally, cases
+from tests.fuzz.harness import PRICING, Corpus, Tally, cases
 from tests.fuzz.mutations import garbage, mutate, mutate_json, mutate_npy
 
 PRICINGS = [
@@ -217,7 +217,7 @@ def _owner_ledger_use(c: Corpus, path: Path, proxy: Path) -> object:
         return _attempts(
             lambda: o.open(f["score.mdeseal"], allow_repeat=True),
             lambda: o.open(f["score.mdeseal"]),
-            lambda: o.settle(f["subset.mdedel"], c.objects["pricing"]),
+            lambda: o.settle(f["subset.mdedel"], c.objects["pricing"], spec=PRICING),
             lambda: o.quote(c.objects["report"], c.objects["pricing"]),
         )
 

@@ -20,7 +20,7 @@ import mde
 from mde.data_owner.ledger import DataOwnerLedger
 from mde.wire.envelope import Envelope
 from mde.wire.signing import SigningKey
-from tests.fuzz.harness import Corpus, Tally, cases, format_of, home
+from tests.fuzz.harness import PRICING, Corpus, Tally, cases, format_of, home
 from tests.fuzz.mutations import mutate_inside
 
 
@@ -75,7 +75,7 @@ def _steps(c: Corpus, tmp: Path) -> dict[str, tuple[str, SigningKey, float, Step
 
     def settle() -> Callable[[bytes], object]:
         o = owner(ledger="mo-before-settle.sqlite")
-        return lambda b: o.settle(b, c.objects["pricing"])
+        return lambda b: o.settle(b, c.objects["pricing"], spec=PRICING)
 
     def deliver() -> Callable[[bytes], object]:
         s = data_owner("artifact.mde", "do-before-accept.sqlite")
