@@ -4,7 +4,7 @@ open what comes back) and the pending hidden-mode masks, kept in the owner's led
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -93,6 +93,8 @@ class HiddenRecord(BaseModel):
 
 ArtifactRecord = Annotated[SealedRecord | HiddenRecord, Field(discriminator="mode")]
 _RECORD: TypeAdapter[SealedRecord | HiddenRecord] = TypeAdapter(ArtifactRecord)
+T = TypeVar("T")
+_MASK: TypeAdapter[PendingMask] = TypeAdapter(PendingMask)
 
 
 class Session:
@@ -111,12 +113,15 @@ class Session:
         self.proxy_id = proxy_id
 
     def _parse(self, artifact_id: str, text: str) -> SealedRecord | HiddenRecord:
+        return self._read(_RECORD, text, f"record of artifact {artifact_id!r}")
+
+    def _read(self, adapter: TypeAdapter[T], text: str, what: str) -> T:
+        """Parse a row the ledger holds; a damaged one is a StorageError naming it."""
         try:
-            return _RECORD.validate_json(text)
+            return adapter.validate_json(text)
         except ValidationError as exc:
             raise StorageError(
-                f"ledger {str(self.ledger.path)!r} holds a damaged record of artifact "
-                f"{artifact_id!r}: {exc.errors()[0]['msg']}"
+                f"ledger {str(self.ledger.path)!r} holds a damaged {what}: {exc.errors()[0]['msg']}"
             ) from exc
 
     def add(
@@ -178,13 +183,7 @@ class Session:
         text = self.ledger.pending_mask(result_id, artifact_id)
         if text is None:
             return None
-        try:
-            return PendingMask.model_validate_json(text)
-        except ValidationError as exc:
-            raise StorageError(
-                f"ledger {str(self.ledger.path)!r} holds a damaged mask for result "
-                f"{result_id!r}: {exc.errors()[0]['msg']}"
-            ) from exc
+        return self._read(_MASK, text, f"mask for result {result_id!r}")
 
     def mark_opened(self, result_id: str) -> bool:
         """Mark a pending result opened, once; False if it already was."""
