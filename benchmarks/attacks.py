@@ -14,8 +14,8 @@ mechanism). Attacks:
 
 (a) offer plus 9 exact copies (priced once: the scorer counts copies once; a seller whose
     scorer skips that is caught at settlement); (b) the sealed score's header ``n_records``
-    changed 300 -> 512 (without and with re-signing by the seller's own key); (c) two
-    pairwise ciphertexts of an ``order=2`` score swapped (likewise); (d) 27 artifacts sent
+    changed 300 -> 512 (without and with re-signing by the seller's own key); (c) the
+    total and pairwise ciphertexts of an ``order=2`` score swapped (likewise); (d) 27 artifacts sent
     to one data owner asking per-record scores (one buyer key; a fresh key per artifact;
     fresh keys against ``require_pinned``; fresh keys against the DP mode); (e) an Identity
     psi graph (psi = X); (f) hidden mode: 16 results for one request, and 40 fresh requests
@@ -254,25 +254,22 @@ def swapped(w: World) -> list[Row]:
     identity, _ = seller = _seller(w)
     scorer = _scorer(w, w.order2, seller)
     sealed = scorer.score(w.X, w.y)
-    n_pair = w.order2.session.artifacts[scorer.artifact_id].pairwise.layout.chunks
-    cts = list(sealed.ciphertexts)
-    first = len(cts) - n_pair
-    cts[first], cts[first + 1] = cts[first + 1], cts[first]
+    cts = list(sealed.ciphertexts)[::-1]  # the first-order and the pairwise total swapped
     _, exc1 = _attempt(lambda: w.order2.open(_unsigned(sealed, cts)))
     _, exc2 = _attempt(lambda: w.order2.open(_rebuild(sealed, identity, cts)))
     genuine = w.order2.open(sealed)  # the refusals spent nothing: the honest score opens
     return [
         Row(
-            "(c) two pairwise ciphertexts swapped, old signature",
+            "(c) total and pairwise ciphertexts swapped, old signature",
             "efficacy 0.219 -> 869,948",
             f"refused at open (honest score then opens: {genuine.efficacy:.3f})",
             _stopped(exc1, mde.SealedScoreError, "signature covers every ciphertext's position"),
         ),
         Row(
-            "(c') two pairwise ciphertexts swapped, re-signed",
+            "(c') total and pairwise ciphertexts swapped, re-signed",
             "efficacy 0.219 -> 869,948",
             "refused at open",
-            _stopped(exc2, mde.SealedScoreError, "per-chunk sentinel (ciphertexts reordered)"),
+            _stopped(exc2, mde.SealedScoreError, "per-kind sentinel (ciphertexts reordered)"),
         ),
     ]
 

@@ -7,10 +7,11 @@ score graph on the same records.
 
 1. *Error per block kind.* Blocks are sealed with the real ``w`` (or ``q``) and opened
    without flooding; the error is the opened minus the exact block sum, in scaled units
-   (max |w| = 1), after :func:`~mde.crypto.sealing.unseal_blocks` removed TenSEAL's scale
-   bias (shown apart). Per-record blocks: 400 records' psi; total blocks: ``sum(psi)/2**e``
+   (max |w| = 1); the segment sum is rescaled by SEAL at the exact scale, so there is no
+   scale bias (the one TenSEAL's own rescale would leave is shown apart). Per-record
+   blocks: 400 records' psi; total blocks: ``sum(psi)/2**e``
    of 400 random 300-record subsets (sealed as rows: the same operations as a total);
-   pairwise: ``products(sum(psi)/2**e)`` of 24 subsets (4 ciphertexts each); and rows at the
+   pairwise: ``products(sum(psi)/2**e)`` of 24 subsets (15 chunks each); and rows at the
    public norm bound (the worst case the bound covers). Hidden: the slot sum of the masked
    result under two fresh keys (the random part from their difference, slot by slot).
 2. *Flooding.* ``flood_sigmas``: 2**8 (pairwise 2**4) times a 6-sigma bound from public
@@ -43,7 +44,8 @@ from mde.crypto.flooding import (
     rescale_factor,
     security_bits,
 )
-from mde.crypto.params import CKKSParams, hidden_params, make_layout
+from mde.crypto.params import CKKSParams, galois_steps, hidden_params, make_layout
+from mde.crypto.seal_io import galois_key_bytes, load_galois_keys
 from mde.crypto.sealing import (
     aggregate_exponent,
     encrypt_values,
@@ -52,6 +54,7 @@ from mde.crypto.sealing import (
     seal_blocks,
     unseal_blocks,
 )
+from mde.errors import ArtifactError
 from mde.proxies.second_order import second_order_efficacy
 
 HIDDEN_FLOOD = 2.0**-10  # mde.owner.export.HIDDEN_FLOOD_SIGMA
@@ -68,10 +71,16 @@ class Keys:
         self.public = ts.context_from(public_context_bytes(self.ctx))
         self.scale = float(np.abs(proxy.w_).max())
         self.layout = make_layout(proxy.psi_dim_, params)
+        steps = galois_steps(
+            self.layout, make_layout(len(pairwise_values(proxy.Q_)), params, False)
+        )
+        self.keys = load_galois_keys(
+            self.public, galois_key_bytes(self.ctx, steps), steps, ArtifactError
+        )
         self.enc_w = self._enc(proxy.w_ / self.scale, self.layout, 1.5)
         q = pairwise_values(proxy.Q_)
         self.q_scale = float(np.abs(q).max())
-        self.pair_layout = make_layout(len(q), params)
+        self.pair_layout = make_layout(len(q), params, per_record=False)
         self.enc_q = self._enc(q / self.q_scale, self.pair_layout, 3.5)
         self.w, self.q = proxy.w_ / self.scale, q / self.q_scale
         self.norms = norm_bounds(proxy.psi_clip_, proxy.psi_dim_)
@@ -91,7 +100,7 @@ class Keys:
             (self.pair_layout, self.enc_q, 3.5) if pair else (self.layout, self.enc_w, 1.5)
         )
         bound = self.norms.pairwise if pair else self.norms.values
-        cts = seal_blocks(self.public, enc, blocks, layout, rng, self.params, exp, bound)
+        cts = seal_blocks(self.public, enc, self.keys, blocks, layout, self.params, exp, bound)
         per = exp is None
         return unseal_blocks(self.ctx, cts, layout, n, per, sent, 1.25, sigma, rng, exp)
 
@@ -105,7 +114,7 @@ def _at_norm(rows: np.ndarray, norm: float) -> np.ndarray:
 
 def block_errors(k: Keys, psi: np.ndarray, rng: np.random.Generator) -> list[dict[str, Any]]:
     """Error of each sealed block kind (flooding off), its model std and the flooding."""
-    m, fac = psi.shape[1], rescale_factor(k.ctx)
+    fac = rescale_factor(k.ctx)  # the bias TenSEAL's own rescale would have left
     subsets = [rng.choice(len(psi), 300, replace=False) for _ in range(400)]
     totals = np.array([psi[s].sum(axis=0) for s in subsets]) / 2.0 ** aggregate_exponent(300)
     pairs = [pairwise_products(t) for t in totals[:24]]
@@ -127,7 +136,7 @@ def block_errors(k: Keys, psi: np.ndarray, rng: np.random.Generator) -> list[dic
         else:
             got = k.seal_open(blocks, False, None, len(blocks), 0.0, 1)
         err = got - exact
-        width = k.pair_layout.dim if pair else m
+        width = k.pair_layout.width if pair else k.layout.width
         model = np.sqrt(
             np.mean(
                 [block_error_std(k.params, width, float(np.linalg.norm(b))) ** 2 for b in blocks]

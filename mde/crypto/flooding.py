@@ -4,28 +4,27 @@ Gaussian noise the model owner adds before a block sum leaves :func:`unseal_bloc
 Where the decryption error of a sealed block comes from (TenSEAL 0.3.18 on SEAL; checked
 against measurements by ``python -m benchmarks.flooding``):
 
-- *Scale bias* (deterministic). After ``Enc(w) * psi`` TenSEAL rescales by the last data
-  prime ``q`` but records the scale as ``2**scale_bits``, so every product decrypts to
-  ``value * 2**scale_bits / q`` (relative error 1.3e-7 for the default 40-bit prime). It is
-  a function of the plaintext alone, carries nothing of the key, and
-  :func:`~mde.crypto.sealing.unseal_blocks` removes it exactly (:func:`rescale_factor`).
-  It was most of the "per-record error" measured before (1.8e-6 at |psi| <= 3).
+- *Scale bias*: none. The segment sum is rescaled by SEAL, which records the exact scale
+  ``2**80 / q`` (TenSEAL's own rescale records ``2**40`` and biased every product by
+  ``2**40 / q``, relative 1.3e-7; :func:`rescale_factor` still computes it).
 - *Rounding noise* (random, depends on the secret key). One rounding ``r0 + r1 s``
   (``r`` uniform in [-1/2, 1/2], ``s`` the uniform ternary key) has per-coefficient
   variance ``v = (1 + 2N/3) / 12`` and, in a slot, standard deviation
   ``sqrt(N v / 2) / 2**scale_bits`` (:func:`rounding_std`; 1.24e-9 at N = 8192). ``Enc(w)``
   and the data owner's fresh ``Enc(0)`` each carry one (SEAL divides a public-key
   encryption by its special prime), both are multiplied slot-wise by ``psi``; the rescale
-  adds one more per slot. The +-2**14 masks add only an encoding rounding (1/12 per
-  coefficient): the mask bound does not enter.
+  adds one more per slot.
+- *Key switching*. The rotations of the segment sum run at scale ``2**80``; the one rescale
+  after them divides their noise by ``q`` (2**40), far below one rounding.
 
-A block of ``W`` slots holding plaintext ``x`` therefore has error standard deviation
-``rounding_std * sqrt(2 |x|^2 + W)`` (:func:`block_error_std`). Per-record and total blocks
-have ``W = dim`` (a total is sealed as ``sum(psi) / 2**e``, ``2**e >= n``, so ``|x|`` is at
-most the largest row's norm), the pairwise block ``W = len(q)`` and ``|x| = |products(u)|
-<= |u|^2``. :func:`block_error_bound` is ``ERROR_SIGMAS`` of those at the public norm bounds
-of :func:`norm_bounds` (which :func:`~mde.crypto.sealing.seal_blocks` enforces): public
-parameters, the layout and the artifact's ``psi_clip`` only, never the plaintext.
+A block summed from ``W`` slot products (``Layout.width``: segments times chunks) holding
+plaintext ``x`` therefore has error standard deviation about
+``rounding_std * sqrt(2 |x|^2 + 1 + 6 W / (3 + 2N))`` (:func:`block_error_std`; within
+a few percent of the measurement). A total is sealed as ``sum(psi) / 2**e``, ``2**e >= n``,
+so ``|x|`` is at most the largest row's norm; the pairwise block has ``|x| =
+|products(u)| <= |u|^2``. :func:`block_error_bound` is ``ERROR_SIGMAS`` of those at the
+public norm bounds of :func:`norm_bounds` (which :func:`~mde.crypto.sealing.seal_blocks`
+enforces): public parameters, the layout and the artifact's ``psi_clip`` only, never the plaintext.
 
 Flooding (:func:`flood_sigmas`) is ``FLOOD_RATIO = 2**8`` times that bound (1,536 error
 stds at the bound, 3,000 and more at real records) for the blocks of ``Enc(w)`` and
@@ -207,12 +206,13 @@ def _fresh_var(params: CKKSParams) -> float:
 
 
 def block_error_std(params: CKKSParams, width: int, norm: float) -> float:
-    """Standard deviation of the decryption error of one block sum (scaled units) after the
-    scale bias is removed: ``width`` slots holding a plaintext of L2 norm ``norm``."""
+    """Standard deviation of the decryption error of one block sum (scaled units):
+    ``width`` slot products (two encodings each) holding a plaintext of L2 norm ``norm``,
+    summed by rotation at scale ``2**80`` and rescaled once."""
     n = params.poly_modulus_degree
     per_slot = n / 2.0 / 4.0**params.global_scale_bits
-    rescale = (1.0 + 2.0 * n / 3.0) / 12.0 + 2.0 / 12.0  # rescale + mask and psi encodings
-    return math.sqrt(per_slot * (2.0 * _fresh_var(params) * norm**2 + width * rescale))
+    rescale = (1.0 + 2.0 * n / 3.0) / 12.0  # the one rescale, after the segment sum
+    return math.sqrt(per_slot * (2.0 * _fresh_var(params) * norm**2 + rescale + width / 6.0))
 
 
 def block_error_bound(params: CKKSParams, width: int, norm: float) -> float:
@@ -261,12 +261,12 @@ def flood_sigmas(
     pairwise_layout: Layout | None = None,
 ) -> FloodSigmas:
     """Flooding sigma per block kind (scaled units): ``FLOOD_RATIO`` times the error bound of
-    a ``layout.dim``-slot block of norm ``norms.values``, and ``PAIRWISE_FLOOD_RATIO`` times
-    that of the ``pairwise_layout.dim``-slot pairwise block of norm ``norms.pairwise``."""
-    bound = block_error_bound(params, layout.dim, norms.values)
+    a ``layout``'s block of norm ``norms.values``, and ``PAIRWISE_FLOOD_RATIO`` times that of
+    the ``pairwise_layout``'s pairwise block of norm ``norms.pairwise``."""
+    bound = block_error_bound(params, layout.width, norms.values)
     pair = None
     if pairwise_layout is not None:
-        pair = block_error_bound(params, pairwise_layout.dim, norms.pairwise)
+        pair = block_error_bound(params, pairwise_layout.width, norms.pairwise)
     return FloodSigmas(
         values=FLOOD_RATIO * bound,
         pairwise=None if pair is None else PAIRWISE_FLOOD_RATIO * pair,

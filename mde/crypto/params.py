@@ -8,7 +8,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mde.errors import InputError
 
-__all__ = ["CKKSParams", "Layout", "make_layout", "check_params", "hidden_params", "RESERVED_SLOTS"]
+__all__ = [
+    "CKKSParams",
+    "Layout",
+    "make_layout",
+    "galois_steps",
+    "check_params",
+    "hidden_params",
+    "RESERVED_SLOTS",
+]
 
 RESERVED_SLOTS = 2
 # max total modulus bits for 128-bit security (HomomorphicEncryption.org standard)
@@ -18,7 +26,8 @@ _MIN_MASK = 2.0**8
 
 class CKKSParams(BaseModel):
     """CKKS parameters. The default (N = 8192, 160 modulus bits) gives 128-bit security,
-    40-bit scale and room for values up to 2**19 after the one multiplication."""
+    40-bit scale and room for values up to 2**18 after the one multiplication.
+    ``mask_bound`` is the hidden mode's per-slot mask."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -26,18 +35,6 @@ class CKKSParams(BaseModel):
     coeff_mod_bit_sizes: list[int] = Field(default_factory=lambda: [60, 40, 60])
     global_scale_bits: int = 40
     mask_bound: float = 2.0**14
-
-    @classmethod
-    def compact(cls) -> CKKSParams:
-        """N = 4096 with primes [53, 40, 16] (109 bits, 128-bit security): keys and ciphertexts
-        about 2.5x smaller and the same 40-bit precision, but 2047 slots and a mask of
-        +-2**9 (instead of 2**14) per slot, i.e. single slots are hidden to ~1/1000."""
-        return cls(
-            poly_modulus_degree=4096,
-            coeff_mod_bit_sizes=[53, 40, 16],
-            global_scale_bits=40,
-            mask_bound=2.0**9,
-        )
 
     @property
     def slots(self) -> int:
@@ -68,6 +65,11 @@ def check_params(p: CKKSParams) -> str | None:
             f"{_MAX_BITS[p.poly_modulus_degree]} bits for 128-bit security at N = "
             f"{p.poly_modulus_degree}."
         )
+    if bits[-1] < max(bits[:-1]):
+        return (
+            f"the special (last) prime of {bits} must be at least as large as every data prime: "
+            "the segment sum's rotations switch keys through it."
+        )
     if bits[1] != p.global_scale_bits or not 20 <= p.global_scale_bits <= 60:
         return "global_scale_bits must equal the size of the second prime and lie in [20, 60]."
     if not (math.isfinite(p.mask_bound) and _MIN_MASK <= p.mask_bound <= p.capacity / 4):
@@ -79,33 +81,71 @@ def check_params(p: CKKSParams) -> str | None:
 
 
 class Layout(BaseModel):
-    """How value vectors and records are packed into ciphertext slots."""
+    """How a value vector and the data owner's records are packed into ciphertext slots.
+
+    The ``slots`` of a ciphertext form ``segments`` segments of ``segment`` positions
+    (both powers of two). Chunk ``c`` of ``Enc(w)`` holds ``w[c * segments + b]`` at every
+    data position of segment ``b``; a record's ``psi`` lies along one position, one feature
+    per segment. After the slot-wise product the data owner sums its chunks and rotates by
+    the ``steps`` (multiples of ``segment``), so that every segment holds the record sums at
+    its positions: decryption shows one number per record and nothing per feature. Each
+    segment's last two positions are reserved (meta code, sentinel)."""
 
     model_config = ConfigDict(frozen=True)
 
     dim: int = Field(ge=1)
     slots: int
-    tiles: int = Field(ge=1)
+    segment: int = Field(ge=4)
     chunks: int = Field(ge=1)
 
     @property
-    def usable(self) -> int:
-        return self.slots - RESERVED_SLOTS
+    def segments(self) -> int:
+        return self.slots // self.segment
 
     @property
-    def sentinel_slot(self) -> int:
-        return self.slots - 1
+    def tiles(self) -> int:
+        """Records (blocks) per sealed ciphertext."""
+        return self.segment - RESERVED_SLOTS
 
     @property
-    def meta_slot(self) -> int:
-        return self.slots - 2
+    def meta_pos(self) -> int:
+        return self.segment - 2
+
+    @property
+    def sentinel_pos(self) -> int:
+        return self.segment - 1
+
+    @property
+    def width(self) -> int:
+        """Slot products summed into each block sum (segments times chunks)."""
+        return self.segments * self.chunks
+
+    @property
+    def steps(self) -> list[int]:
+        """The rotations of the segment sum (the only Galois keys the artifact carries)."""
+        return [self.segment << t for t in range(self.segments.bit_length() - 1)]
 
 
-def make_layout(dim: int, params: CKKSParams) -> Layout:
-    usable = params.slots - RESERVED_SLOTS
-    if dim <= usable:
-        return Layout(dim=dim, slots=params.slots, tiles=usable // dim, chunks=1)
-    return Layout(dim=dim, slots=params.slots, tiles=1, chunks=math.ceil(dim / usable))
+def galois_steps(layout: Layout, pairwise: Layout | None = None) -> list[int]:
+    """The rotations an artifact's Galois keys cover: its layouts' segment-sum steps."""
+    return sorted(set(layout.steps) | set(pairwise.steps if pairwise else []))
+
+
+def _pow2_at_least(x: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(1, x))))
+
+
+def make_layout(dim: int, params: CKKSParams, per_record: bool = True) -> Layout:
+    """The layout of a ``dim``-vector: 4 to 8 chunks (one Galois key per doubling of the
+    segments costs about as much as 1.5 chunks) and segments of at least 16 positions for
+    value vectors (per-record blocks); 4-position segments for the pairwise vector, which is
+    only ever sealed as one total."""
+    slots = params.slots
+    if per_record:
+        segments = min(_pow2_at_least(math.ceil(dim / 4)), slots // 16)
+    else:
+        segments = slots // 4
+    return Layout(dim=dim, slots=slots, segment=slots // segments, chunks=math.ceil(dim / segments))
 
 
 def hidden_params(depth: int) -> CKKSParams:

@@ -1,28 +1,31 @@
-"""CKKS sealing of scores (TenSEAL): the only cryptography in the sealed-value mode.
+"""CKKS sealing of scores (TenSEAL and SEAL): the only cryptography in the sealed-value mode.
 
 The model owner encrypts its value vector ``w`` (scaled to max |w| = 1) under its own key
-and publishes the ciphertext with a public context (no secret key). The data owner
-multiplies it slot-wise by its plaintext efficacy features, re-randomises the result with
-a fresh public-key encryption of zero, and adds a random mask whose slots sum to zero
-within each block, so that decryption reveals block sums (scores) and nothing per slot.
+and publishes the ciphertexts with a public context and Galois keys for a few rotations
+(no secret key). The data owner multiplies them slot-wise by its plaintext efficacy
+features, re-randomised by a fresh public-key encryption of zero, adds the chunks and sums
+the segments by rotation (:class:`~mde.crypto.params.Layout`), so that each position of the
+one ciphertext it returns holds a whole block sum (a record's score, or the total) in every
+segment. Decryption shows block sums only: however ``w`` is crafted, nothing per feature
+(an earlier version summed after decryption and hid slots with additive masks, which a
+``w`` scaled far above 1 read through).
 
-Slot layout: each ciphertext reserves its last two slots.
+Reserved positions of every segment (the model owner sets them in each chunk, so that they
+sum to the value below; the data owner multiplies them by 1 and by the header's code):
 
-- *sentinel* (last slot): a secret value times 1. A ciphertext made under another key
-  decrypts to garbage there and is refused instead of producing a wrong price.
+- *sentinel* (last): a secret value. A ciphertext made under another key decrypts to
+  garbage there and is refused instead of producing a wrong price.
 - *meta* (second to last): a second secret value times a small integer code that binds
   the ciphertext to the sealed score's header: ``-(records in this ciphertext)`` for
   per-record scores, ``e + 1`` for a total sealed as ``sum(psi) / 2**e``.
 
-With ``m`` features and ``S`` slots, ``m <= S - 2`` gives ``tiles = (S - 2) // m`` blocks
-per ciphertext; otherwise one block spans ``chunks = ceil(m / (S - 2))`` ciphertexts.
-
-Decryption removes TenSEAL's scale bias (a product decrypts to ``value * 2**40 / q``;
-:func:`~mde.crypto.flooding.rescale_factor`), and each block sum is flooded with Gaussian
-noise of its block kind's sigma (:func:`~mde.crypto.flooding.flood_sigmas`: 2**8 times a
-6-sigma bound on the block's CKKS error, from public parameters, the layout and a public
-bound on |psi|) before it leaves :func:`unseal_blocks`, so no exact decryption is ever
-shown to the party that made the ciphertext (Li and Micciancio's attack on CKKS).
+Rotations are by multiples of the segment length only, so no data position can reach a
+reserved one. They run before the one rescale (by SEAL, which keeps the exact scale
+``2**80 / q``, so no scale bias), which divides their key-switching noise by ``q``. Each
+block sum is flooded
+with Gaussian noise of its block kind's sigma (:func:`~mde.crypto.flooding.flood_sigmas`)
+before it leaves :func:`unseal_blocks`, so no exact decryption is ever shown to the party
+that made the ciphertext (Li and Micciancio's attack on CKKS).
 """
 
 from __future__ import annotations
@@ -32,8 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from mde.crypto.flooding import rescale_factor
+from mde.crypto.flooding import context_primes
 from mde.crypto.params import CKKSParams, Layout
+from mde.crypto.seal_io import (
+    ciphertext_bytes,
+    decrypt_slots,
+    load_ciphertext,
+    rotate_sum_rescale,
+)
 from mde.errors import InputError, SealedScoreError, require
 
 __all__ = [
@@ -64,52 +73,45 @@ def pairwise_products(s: np.ndarray) -> np.ndarray:
     return s[i] * s[j]
 
 
-# chunk c of a value vector carries sentinel + c * step: a ciphertext moved to another
-# chunk's position decrypts to the wrong sentinel (the check's tolerance is step / 5)
-SENTINEL_STEP = 5e-3
-MAX_CHUNKS = 150  # keeps the w sentinels (from [1, 2)) below the pairwise ones (from [3, 4))
+MAX_CHUNKS = 150  # ciphertexts per value vector (the artifact's size)
+SEGMENT_TOLERANCE = 1e-3  # segments of an honest segment sum agree to ~1e-6
 
 
-def chunk_sentinel(sentinel: float, chunk: int) -> float:
-    """The sentinel value that chunk ``chunk`` of a value vector carries."""
-    return sentinel + chunk * SENTINEL_STEP
-
-
-def _chunk_slices(layout: Layout) -> list[slice]:
-    return [
-        slice(c * layout.usable, min((c + 1) * layout.usable, layout.dim))
-        for c in range(layout.chunks)
-    ]
+def _grid(layout: Layout, chunk: int, values: np.ndarray) -> np.ndarray:
+    """(segments, segment) grid of chunk ``chunk``: ``values`` is (dim, positions)."""
+    grid = np.zeros((layout.segments, layout.segment))
+    start = chunk * layout.segments
+    part = values[start : start + layout.segments]
+    grid[: part.shape[0], : part.shape[1]] = part
+    return grid
 
 
 def encrypt_values(
     ctx: Any, w_scaled: np.ndarray, layout: Layout, sentinel: float, meta_key: float
 ) -> list[bytes]:
-    """Encrypt ``w_scaled`` tiled per ``layout``; one serialized ciphertext per chunk."""
+    """Encrypt ``w_scaled`` per ``layout``; one serialized ciphertext per chunk."""
     ts = require("tenseal")
     if layout.chunks > MAX_CHUNKS:
         raise InputError(
             f"{layout.chunks} ciphertexts per value vector is more than {MAX_CHUNKS}; "
             "use a larger ring (poly_modulus_degree) or a smaller proxy."
         )
+    share = 1.0 / (layout.segments * layout.chunks)  # reserved positions sum to the secrets
     out = []
-    for c, sl in enumerate(_chunk_slices(layout)):
-        vec = np.zeros(layout.slots)
-        part = w_scaled[sl]
-        for t in range(layout.tiles):
-            vec[t * len(part) : (t + 1) * len(part)] = part
-        vec[layout.sentinel_slot] = chunk_sentinel(sentinel, c)
-        vec[layout.meta_slot] = meta_key
-        out.append(ts.ckks_vector(ctx, vec.tolist()).serialize())
+    for c in range(layout.chunks):
+        grid = _grid(layout, c, np.repeat(w_scaled[:, None], layout.tiles, axis=1))
+        grid[:, layout.meta_pos] = meta_key * share
+        grid[:, layout.sentinel_pos] = sentinel * share
+        out.append(ts.ckks_vector(ctx, grid.ravel().tolist()).serialize())
     return out
 
 
 def seal_blocks(
     public_ctx: Any,
     enc_w: list[Any],
+    galois_keys: Any,
     blocks: np.ndarray,
     layout: Layout,
-    rng: np.random.Generator,
     params: CKKSParams,
     aggregate_exp: int | None = None,
     norm_bound: float | None = None,
@@ -120,7 +122,7 @@ def seal_blocks(
     per-record blocks. ``norm_bound`` is the public bound on a block's L2 norm that the
     model owner's flooding assumes (:func:`~mde.crypto.flooding.norm_bounds`: ``.values``,
     or ``.pairwise`` for the pairwise block); None checks only the CKKS capacity. Returns
-    ``ceil(n_blocks / tiles) * chunks`` serialized ciphertexts.
+    ``ceil(n_blocks / tiles)`` serialized SEAL ciphertexts.
 
     Raises
     ------
@@ -128,7 +130,7 @@ def seal_blocks(
         If a block's values exceed what the CKKS parameters can hold, or its norm exceeds
         ``norm_bound`` (records far outside the range the proxy was built on).
     """
-    ts = require("tenseal")
+    require("tenseal")
     peak = float(np.max(np.abs(blocks))) if blocks.size else 0.0
     if not np.isfinite(peak) or peak > params.capacity / 8:
         raise InputError(
@@ -144,26 +146,46 @@ def seal_blocks(
             "records lie far outside the range the proxy was built on."
         )
     out: list[bytes] = []
-    slices = _chunk_slices(layout)
-    for start in range(0, blocks.shape[0], layout.tiles):
-        group = blocks[start : start + layout.tiles]
-        masks = rng.uniform(-params.mask_bound, params.mask_bound, size=group.shape)
-        masks -= masks.mean(axis=1, keepdims=True)  # each block's mask sums to zero
-        code = float(aggregate_exp + 1) if aggregate_exp is not None else -float(len(group))
-        for c, sl in enumerate(slices):
-            width = sl.stop - sl.start
-            plain = np.zeros(layout.slots)
-            mask = np.zeros(layout.slots)
-            plain[: len(group) * width] = group[:, sl].ravel()
-            mask[: len(group) * width] = masks[:, sl].ravel()
-            plain[layout.sentinel_slot] = 1.0
-            plain[layout.meta_slot] = code
-            fresh_zero = ts.ckks_vector(
-                public_ctx, [0.0] * layout.slots
-            )  # public-key re-randomisation
-            ct = (enc_w[c] + fresh_zero) * plain.tolist()
-            out.append((ct + mask.tolist()).serialize())
+    rescale = public_ctx.auto_rescale
+    public_ctx.auto_rescale = False  # products stay at scale 2**80 until after the rotations
+    try:
+        for start in range(0, blocks.shape[0], layout.tiles):
+            out.append(
+                _seal_group(
+                    public_ctx,
+                    enc_w,
+                    galois_keys,
+                    blocks[start : start + layout.tiles],
+                    layout,
+                    aggregate_exp,
+                )
+            )
+    finally:
+        public_ctx.auto_rescale = rescale
     return out
+
+
+def _seal_group(
+    public_ctx: Any,
+    enc_w: list[Any],
+    galois_keys: Any,
+    group: np.ndarray,
+    layout: Layout,
+    aggregate_exp: int | None,
+) -> bytes:
+    ts = require("tenseal")
+    code = float(aggregate_exp + 1) if aggregate_exp is not None else -float(len(group))
+    acc = None
+    for c in range(layout.chunks):
+        plain = _grid(layout, c, group.T)
+        plain[:, layout.meta_pos] = code
+        plain[:, layout.sentinel_pos] = 1.0
+        fresh_zero = ts.ckks_vector(public_ctx, [0.0] * layout.slots)  # re-randomisation
+        product = (enc_w[c] + fresh_zero) * plain.ravel().tolist()
+        acc = product if acc is None else acc + product
+    assert acc is not None  # layout.chunks >= 1
+    ct = rotate_sum_rescale(public_ctx, acc.ciphertext()[0], layout.steps, galois_keys)
+    return ciphertext_bytes(ct)
 
 
 def unseal_blocks(
@@ -178,21 +200,21 @@ def unseal_blocks(
     rng: np.random.Generator | None = None,
     exponent: int | None = None,
 ) -> np.ndarray:
-    """Model owner: decrypt, remove the scale bias, check sentinel and meta codes against the
-    header, and return the flooded sum of each block (scaled units; one block for a total).
-    ``flood_sigma`` is the sigma of this block kind (``flood_sigmas(...).values`` for Enc(w)
-    blocks, ``.pairwise`` for the pairwise block). ``exponent`` is the e a total was sealed
-    with, by default :func:`aggregate_exponent` of ``n_records``.
+    """Model owner: decrypt, remove the scale bias, check the segment sum, sentinel and meta
+    codes against the header, and return the flooded sum of each block (scaled units; one
+    block for a total). ``flood_sigma`` is the sigma of this block kind
+    (``flood_sigmas(...).values`` for Enc(w) blocks, ``.pairwise`` for the pairwise block).
+    ``exponent`` is the e a total was sealed with, by default :func:`aggregate_exponent` of
+    ``n_records``.
 
     Raises
     ------
     SealedScoreError
         If a ciphertext was made under another key, or does not match the header.
     """
-    ts = require("tenseal")
     rng = rng or np.random.default_rng()
     n_blocks = n_records if per_record else 1
-    expected = math.ceil(n_blocks / layout.tiles) * layout.chunks
+    expected = math.ceil(n_blocks / layout.tiles)
     if len(ciphertexts) != expected:
         raise SealedScoreError(
             f"sealed score holds {len(ciphertexts)} ciphertexts; {expected} expected for its "
@@ -200,36 +222,31 @@ def unseal_blocks(
             f"({n_records} records, {'per record' if per_record else 'total'})."
         )
     want_exp = aggregate_exponent(n_records) if exponent is None else exponent
-    unbias = 1.0 / rescale_factor(secret_ctx)  # TenSEAL records 2**40, not 2**80 / q
+    scale = float(secret_ctx.global_scale) ** 2 / context_primes(secret_ctx)[-2]  # SEAL's, exact
     sums = np.zeros(n_blocks)
-    slices = _chunk_slices(layout)
     for i, blob in enumerate(ciphertexts):
-        group, c = divmod(i, layout.chunks)
-        try:
-            vec = np.asarray(ts.ckks_vector_from(secret_ctx, blob).decrypt()) * unbias
-        except Exception as exc:  # TenSEAL raises ValueError/RuntimeError on foreign data
-            raise SealedScoreError(
-                f"ciphertext {i} cannot be read with this proxy's key ({exc}); "
-                "it was made for another artifact or context."
-            ) from exc
-        if (
-            vec.shape[0] < layout.slots
-            or not abs(vec[layout.sentinel_slot] - chunk_sentinel(sentinel, c)) < SENTINEL_STEP / 5
+        ct = load_ciphertext(secret_ctx, blob, scale, SealedScoreError, f"ciphertext {i}")
+        grid = decrypt_slots(secret_ctx, ct)[: layout.slots]
+        if grid.shape[0] < layout.slots:
+            raise SealedScoreError(f"ciphertext {i} decrypts to too few slots; it is corrupt.")
+        grid = grid.reshape(layout.segments, layout.segment)
+        spread = float(np.max(np.abs(grid - grid[0]))) if np.all(np.isfinite(grid)) else np.inf
+        if not (
+            spread < SEGMENT_TOLERANCE
+            and abs(grid[0, layout.sentinel_pos] - sentinel) < SEGMENT_TOLERANCE
         ):
             raise SealedScoreError(
-                "sealed score does not decrypt under this proxy's key (sentinel check failed): "
-                "it was made against another artifact's public context, its ciphertexts were "
-                "reordered, or it is corrupt."
+                "sealed score does not decrypt under this proxy's key (sentinel or segment "
+                "check failed): it was made against another artifact's public context, its "
+                "ciphertexts were reordered, or it is corrupt."
             )
-        code = vec[layout.meta_slot] / meta_key
-        first = group * layout.tiles
+        first = i * layout.tiles
         in_ct = min(layout.tiles, n_blocks - first)
         want = -in_ct if per_record else want_exp + 1
-        if not abs(code - want) < 0.25:
+        if not abs(grid[0, layout.meta_pos] / meta_key - want) < 0.25:
             raise SealedScoreError(
                 "sealed score header does not match its ciphertexts (record count or mode was "
                 "altered after sealing); refusing it."
             )
-        width = slices[c].stop - slices[c].start
-        sums[first : first + in_ct] += vec[: in_ct * width].reshape(in_ct, width).sum(axis=1)
+        sums[first : first + in_ct] = grid[0, :in_ct]
     return sums + rng.normal(0.0, flood_sigma, size=n_blocks)

@@ -9,6 +9,8 @@ import numpy as np
 
 from mde.crypto.context import load_context
 from mde.crypto.flooding import norm_bounds
+from mde.crypto.params import galois_steps
+from mde.crypto.seal_io import load_galois_keys
 from mde.crypto.sealing import aggregate_exponent, pairwise_products, seal_blocks
 from mde.data_owner.base import DataOwnerSession
 from mde.data_owner.guard import admit_graph
@@ -83,6 +85,8 @@ class Scorer(DataOwnerSession):
             raise ArtifactError(
                 f"artifact's encrypted value vector does not match its context: {exc}"
             ) from exc
+        steps = galois_steps(manifest.layout, pairwise)
+        self._galois = load_galois_keys(self._context, members["galois.seal"], steps, ArtifactError)
         sizes = {v.size() for v in self._enc_w} | {v.size() for v in self._enc_q}
         if sizes != {manifest.ckks.slots}:
             raise ArtifactError(
@@ -171,7 +175,6 @@ class Scorer(DataOwnerSession):
         per_record: bool = False,
         *,
         batch_size: int = 1024,
-        random_state: int | np.random.Generator | None = None,
         progress: bool = False,
     ) -> SealedScore:
         """Score ``(X, y)`` against the artifact and seal it.
@@ -185,8 +188,6 @@ class Scorer(DataOwnerSession):
             score); by default only the total is sealed.
         batch_size : int
             Records per ONNX batch; memory stays flat in n.
-        random_state : int or Generator, optional
-            Seeds the masks (use only for reproducible tests: masks must be unpredictable).
         progress : bool
             Show a progress bar.
 
@@ -223,7 +224,6 @@ class Scorer(DataOwnerSession):
         repeated = offer_repeats(Xa, yi, self._known)  # (near-)copies in the offer count once
         seed = new_seed()
         committer, fingerprint = Committer(Xa.shape[1], seed), Fingerprint(Xa.shape[1])
-        rng = np.random.default_rng(random_state)
         dp = self.policy.dp
         clip = None if dp is None else self._dp_clip(dp.clip)
         total = np.zeros(m)
@@ -271,17 +271,18 @@ class Scorer(DataOwnerSession):
         norms = None if psi_clip is None else norm_bounds(psi_clip, m, clip, z)
         rows, pairs = (None, None) if norms is None else (norms.values, norms.pairwise)
         layout, ckks = self.manifest.layout, self.manifest.ckks
-        cts = seal_blocks(self._context, self._enc_w, blocks, layout, rng, ckks, exp, rows)
+        keys = self._galois
+        cts = seal_blocks(self._context, self._enc_w, keys, blocks, layout, ckks, exp, rows)
         if pair is not None:  # order-2 proxy: also seal s^T Q s
             e = aggregate_exponent(n)
             u = (blocks.sum(axis=0) if per_record else total) / 2.0**e
             cts += seal_blocks(
                 self._context,
                 self._enc_q,
+                keys,
                 pairwise_products(u)[None, :],
                 pair,
-                rng,
-                self.manifest.ckks,
+                ckks,
                 2 * e,
                 pairs,
             )

@@ -11,7 +11,8 @@ import numpy as np
 from mde.crypto.context import public_context_bytes, secret_context_bytes
 from mde.crypto.encrypted_graph import check_graph
 from mde.crypto.flooding import flood_sigmas, norm_bounds
-from mde.crypto.params import RESERVED_SLOTS, CKKSParams, hidden_params, make_layout
+from mde.crypto.params import CKKSParams, galois_steps, hidden_params, make_layout
+from mde.crypto.seal_io import galois_key_bytes
 from mde.crypto.sealing import encrypt_values, pairwise_values
 from mde.errors import InputError
 from mde.owner.session import HiddenRecord, PairwiseRecord, SealedRecord, Session
@@ -26,11 +27,8 @@ HIDDEN_FLOOD_SIGMA = 2.0**-10
 
 
 def default_ckks(proxy: Proxy) -> CKKSParams:
-    """The kind's default CKKS parameters: compact (N = 4096) for a sparse psi that fits one
-    compact ciphertext (small trees), else the standard N = 8192."""
-    compact = CKKSParams.compact()
-    if proxy.compact_artifact and proxy.psi_dim_ <= compact.slots - RESERVED_SLOTS:
-        return compact
+    """The default CKKS parameters (N = 8192) for every kind: the segment sum's rotations
+    need a special prime as large as the data primes, which N = 4096 cannot afford."""
     return CKKSParams()
 
 
@@ -52,8 +50,9 @@ def export_sealed(
     path: str | os.PathLike[str],
     identity: SigningKey,
 ) -> str:
-    """Write a sealed-value artifact (psi graph, Enc(w / max|w|), public context, sketch) and
-    record its secrets in ``session``; return the new artifact id.
+    """Write a sealed-value artifact (psi graph, Enc(w / max|w|), public context, Galois keys
+    for the layouts' rotations, sketch) and record its secrets in ``session``; return the new
+    artifact id.
 
     ``w`` is scaled to max |w| = 1; the sentinel and meta key are fresh secrets per artifact,
     the pairwise values' sentinel comes from a disjoint range so swapped ciphertexts fail.
@@ -75,7 +74,7 @@ def export_sealed(
             scale=float(np.max(np.abs(q))) or 1.0,
             sentinel=float(rng.uniform(3.0, 4.0)),
             meta_key=float(rng.uniform(1.0, 2.0)),
-            layout=make_layout(len(q), params),
+            layout=make_layout(len(q), params, per_record=False),
         )
         for c, blob in enumerate(
             encrypt_values(
@@ -83,6 +82,8 @@ def export_sealed(
             )
         ):
             members[f"q_{c}.ckks"] = blob
+    steps = galois_steps(layout, None if pairwise is None else pairwise.layout)
+    members["galois.seal"] = galois_key_bytes(context, steps)
     manifest = ArtifactManifest(
         **_base_fields(proxy, artifact_id),
         psi_dim=proxy.psi_dim_,

@@ -62,7 +62,7 @@ def open_sealed(
         )
     cts = sealed.ciphertexts
     pair = rec.pairwise
-    n_pair = 0 if pair is None else pair.layout.chunks
+    n_pair = 0 if pair is None else 1  # the pairwise total's one ciphertext comes last
     if len(cts) <= n_pair:
         raise SealedScoreError(
             f"sealed score holds {len(cts)} ciphertexts; this artifact needs more than {n_pair}."

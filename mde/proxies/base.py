@@ -56,8 +56,6 @@ class Proxy(ABC):
 
     kind: ClassVar[str]
     units: ClassVar[str] = EFFICACY_UNITS
-    #: psi is a sparse indicator (a tree's leaves): a compact CKKS ring suffices to seal it
-    compact_artifact: ClassVar[bool] = False
 
     # constructor options every kind may have; a kind's __init__ overrides the ones it takes
     exclude_known: bool | str = False

@@ -83,7 +83,6 @@ class TreeProxy(Proxy):
     """
 
     kind = "tree"
-    compact_artifact = True
 
     def __init__(
         self,

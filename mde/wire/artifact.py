@@ -150,11 +150,13 @@ class SealedArtifact:
                 "artifact's slot layout does not match its CKKS parameters and psi dimension."
             )
         pair = m.pairwise_layout
-        if pair is not None and pair != make_layout(m.psi_dim * (m.psi_dim + 1) // 2, m.ckks):
+        n_pair = m.psi_dim * (m.psi_dim + 1) // 2
+        if pair is not None and pair != make_layout(n_pair, m.ckks, per_record=False):
             raise ArtifactError(
                 "artifact's pairwise layout does not match its CKKS parameters and psi dimension."
             )
-        expected = {"psi.onnx", "context.tenseal"} | {f"w_{c}.ckks" for c in range(m.layout.chunks)}
+        expected = {"psi.onnx", "context.tenseal", "galois.seal"}
+        expected |= {f"w_{c}.ckks" for c in range(m.layout.chunks)}
         expected |= set() if pair is None else {f"q_{c}.ckks" for c in range(pair.chunks)}
         if not expected <= set(env.members) <= expected | {"known.npz"}:
             raise ArtifactError(

@@ -19,11 +19,11 @@ __all__ = ["FORMAT_VERSIONS", "MDE_VERSION", "SIGNED_FORMATS"]
 
 FORMAT_VERSIONS: dict[str, int] = {
     # model owner -> data owner
-    "mde-artifact": 4,  # sealed-value artifact: psi graph, Enc(w), public context, sketch
+    "mde-artifact": 5,  # sealed-value artifact: psi graph, Enc(w), public context, Galois keys
     "mde-hidden-artifact": 3,  # hidden mode: shapes and CKKS parameters only
     "mde-masked-result": 3,  # hidden mode: masked ciphertext of slot sums
     # data owner -> model owner
-    "mde-sealed-score": 3,  # sealed-value mode: masked, re-randomised ciphertexts
+    "mde-sealed-score": 4,  # sealed-value mode: segment-summed SEAL ciphertexts
     "mde-encrypted-records": 3,  # hidden mode: encrypted records and public context
     "mde-partial-result": 3,  # hidden mode: the flooded sum (one number)
     # the deal, after the score is opened (signed)

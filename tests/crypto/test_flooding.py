@@ -24,7 +24,8 @@ from mde.crypto.flooding import (
     rounding_std,
     security_bits,
 )
-from mde.crypto.params import CKKSParams, hidden_params, make_layout
+from mde.crypto.params import CKKSParams, check_params, hidden_params, make_layout
+from mde.crypto.seal_io import galois_key_bytes, load_galois_keys
 from mde.crypto.sealing import (
     aggregate_exponent,
     encrypt_values,
@@ -32,7 +33,7 @@ from mde.crypto.sealing import (
     seal_blocks,
     unseal_blocks,
 )
-from mde.errors import InputError
+from mde.errors import ArtifactError, InputError
 
 M = 170  # the influence proxy's psi width on MNIST (16 components, 10 classes)
 PSI_CLIP = 4.5
@@ -41,19 +42,28 @@ PSI_CLIP = 4.5
 class Keys:
     """A model owner's key, its public context and Enc(v) of one value vector."""
 
-    def __init__(self, params: CKKSParams, v: np.ndarray, sentinel: float = 1.5) -> None:
+    def __init__(
+        self, params: CKKSParams, v: np.ndarray, sentinel: float = 1.5, per_record: bool = True
+    ) -> None:
         import tenseal as ts
 
         self.params, self.v, self.sentinel = params, v, sentinel
         self.ctx = new_context(params)
         self.public = ts.context_from(public_context_bytes(self.ctx))
-        self.layout = make_layout(len(v), params)
+        self.layout = make_layout(len(v), params, per_record)
+        steps = self.layout.steps
+        self.keys = load_galois_keys(
+            self.public, galois_key_bytes(self.ctx, steps), steps, ArtifactError
+        )
         blobs = encrypt_values(self.ctx, v, self.layout, sentinel, 1.25)
         self.enc = [ts.ckks_vector_from(self.public, b) for b in blobs]
 
-    def seal(self, blocks: np.ndarray, exp: int | None = None, seed: int = 0) -> list[bytes]:
-        rng = np.random.default_rng(seed)
-        return seal_blocks(self.public, self.enc, blocks, self.layout, rng, self.params, exp)
+    def seal(
+        self, blocks: np.ndarray, exp: int | None = None, bound: float | None = None
+    ) -> list[bytes]:
+        return seal_blocks(
+            self.public, self.enc, self.keys, blocks, self.layout, self.params, exp, bound
+        )
 
     def open(
         self, cts: list[bytes], n: int, exp: int | None = None, sigma: float = 0.0, seed: int = 0
@@ -84,9 +94,7 @@ def _random_rows_at(norm: float, m: int, n: int, rng: np.random.Generator) -> np
     return rows * (norm / np.linalg.norm(rows, axis=1, keepdims=True))
 
 
-@pytest.mark.parametrize(
-    "params", [CKKSParams(), CKKSParams.compact(), hidden_params(2), hidden_params(5)]
-)
+@pytest.mark.parametrize("params", [CKKSParams(), hidden_params(2), hidden_params(5)])
 def test_primes_are_read_from_the_context_and_match_seal(params):
     ctx = new_context(params)
     primes = context_primes(ctx)
@@ -102,20 +110,23 @@ def test_the_default_rescale_biases_products_by_1_3e_minus_7():
     assert rounding_std(CKKSParams()) == pytest.approx(1.2419e-9, rel=1e-3)
 
 
-@pytest.mark.parametrize("params", [CKKSParams(), CKKSParams.compact()])
-def test_per_record_blocks_at_the_norm_bound_stay_within_the_error_bound(params):
+def test_compact_ring_without_room_for_key_switching_is_refused():
+    problem = check_params(CKKSParams(poly_modulus_degree=4096, coeff_mod_bit_sizes=[53, 40, 16]))
+    assert problem is not None and "special (last) prime" in problem
+
+
+def test_per_record_blocks_at_the_norm_bound_stay_within_the_error_bound():
+    params = CKKSParams()
     rng = np.random.default_rng(0)
     norm = norm_bounds(PSI_CLIP, M).values
     k = Keys(params, _unit(rng, M))
     rows = np.vstack([_random_rows_at(norm, M, 240, rng), _rows_at(norm, k.v, 48, rng)])
     got = k.open(k.seal(rows), len(rows))
-    exact = rows @ k.v
-    err = got - exact
-    bound = block_error_bound(params, M, norm)
-    assert np.abs(err).max() <= bound
-    assert 0.75 <= err[:240].std() / block_error_std(params, M, norm) <= 1.25
-    raw = got * rescale_factor(k.ctx) - exact  # what TenSEAL alone shows: the scale bias
-    assert np.abs(raw[240:]).max() > 10 * bound
+    err = got - rows @ k.v  # no scale bias to remove: SEAL rescales with the exact scale
+    width = k.layout.width
+    assert np.abs(err).max() <= block_error_bound(params, width, norm)
+    assert 0.75 <= err[:240].std() / block_error_std(params, width, norm) <= 1.25
+    assert abs(err.mean()) < 3 * block_error_std(params, width, norm) / math.sqrt(len(err))
 
 
 def test_a_total_block_opens_within_its_bound():
@@ -127,15 +138,15 @@ def test_a_total_block_opens_within_its_bound():
     total = psi.sum(axis=0) / 2.0**e  # aligned rows: |total| near the row bound
     got = k.open(k.seal(total[None, :], e), n, e)[0]
     assert abs(got - total @ k.v) <= block_error_bound(
-        CKKSParams(), M, float(np.linalg.norm(total))
+        CKKSParams(), k.layout.width, float(np.linalg.norm(total))
     )
 
 
 def test_the_pairwise_block_at_its_norm_bound_stays_within_its_bound():
     rng = np.random.default_rng(2)
     params = CKKSParams()
-    width = M * (M + 1) // 2  # 14,535 slots over 4 ciphertexts
-    k = Keys(params, _unit(rng, width), sentinel=3.5)
+    width = M * (M + 1) // 2  # 14,535 values over 15 chunks
+    k = Keys(params, _unit(rng, width), sentinel=3.5, per_record=False)
     norm = norm_bounds(PSI_CLIP, M).pairwise
     blocks = []
     for _ in range(3):
@@ -143,20 +154,22 @@ def test_the_pairwise_block_at_its_norm_bound_stays_within_its_bound():
         blocks.append(pairwise_products(u))
     P = np.array(blocks)
     assert np.allclose(np.linalg.norm(P, axis=1), norm, rtol=0.3)  # |products(u)| ~ |u|^2
-    got = k.open(k.seal(P), len(P))
-    assert np.abs(got - P @ k.v).max() <= block_error_bound(params, width, norm)
+    got = np.array([k.open(k.seal(p[None, :], 0), 1, 0)[0] for p in P])  # one total each
+    assert np.abs(got - P @ k.v).max() <= block_error_bound(params, k.layout.width, norm)
 
 
 def test_flood_sigmas_are_the_ratios_times_the_block_bounds():
     params = CKKSParams()
     norms = norm_bounds(PSI_CLIP, M)
-    sig = flood_sigmas(params, make_layout(M, params), norms, make_layout(M * (M + 1) // 2, params))
-    assert sig.values == FLOOD_RATIO * block_error_bound(params, M, norms.values)
-    assert sig.pairwise == PAIRWISE_FLOOD_RATIO * block_error_bound(params, 14535, norms.pairwise)
+    layout, pair = make_layout(M, params), make_layout(M * (M + 1) // 2, params, False)
+    assert (layout.width, pair.width) == (192, 15360)
+    sig = flood_sigmas(params, layout, norms, pair)
+    assert sig.values == FLOOD_RATIO * block_error_bound(params, 192, norms.values)
+    assert sig.pairwise == PAIRWISE_FLOOD_RATIO * block_error_bound(params, 15360, norms.pairwise)
     # 256 six-sigma bounds: more than 1,000 error stds even for rows at the norm bound
-    assert sig.values >= 1000 * block_error_std(params, M, norms.values)
-    assert sig.values == pytest.approx(5.43e-5, rel=0.02)
-    assert sig.pairwise == pytest.approx(1.98e-5, rel=0.02)
+    assert sig.values >= 1000 * block_error_std(params, 192, norms.values)
+    assert sig.values == pytest.approx(4.86e-5, rel=0.02)
+    assert sig.pairwise == pytest.approx(1.37e-5, rel=0.02)
     assert flood_sigmas(params, make_layout(M, params), norms).pairwise is None
 
 
@@ -177,9 +190,9 @@ def test_seal_refuses_a_block_beyond_the_norm_bound():
     k = Keys(CKKSParams(), _unit(rng, M))
     bound = norm_bounds(PSI_CLIP, M).values
     rows = _rows_at(bound, k.v, 3, rng)
-    seal_blocks(k.public, k.enc, rows, k.layout, rng, k.params, None, bound)  # at the bound
+    k.seal(rows, None, bound)  # at the bound
     with pytest.raises(InputError, match="beyond the artifact's bound"):
-        seal_blocks(k.public, k.enc, rows * 1.01, k.layout, rng, k.params, None, bound)
+        k.seal(rows * 1.01, None, bound)
 
 
 def test_norm_bounds_cover_clipped_rows_and_their_dp_noise():

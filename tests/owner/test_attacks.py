@@ -39,18 +39,18 @@ def order2(digits, model):  # type: ignore[no-untyped-def]
     )
 
 
-def test_swapped_pairwise_chunks_are_refused_at_open(order2, digits, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_swapped_total_and_pairwise_ciphertexts_are_refused_at_open(
+    order2, digits, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "a.mde"
     aid = order2.export(path)
     rec = order2.session.artifacts[aid]
-    n_pair = rec.pairwise.layout.chunks
-    assert n_pair >= 2  # m = 170 -> 14,535 pairwise values: 4 ciphertexts of 4,094 slots
+    assert rec.pairwise.layout.chunks == 15  # 14,535 pairwise values, summed by the seller
     sealed = mde.load_artifact(path).score(digits.Xc, digits.yc)
     cts = list(sealed.ciphertexts)
-    first = len(cts) - n_pair
-    cts[first], cts[first + 1] = cts[first + 1], cts[first]
+    assert len(cts) == 2  # the first-order total, then the pairwise total
     with pytest.raises(mde.SealedScoreError, match="reordered"):
-        order2.open(_rebuild(sealed, cts))
+        order2.open(_rebuild(sealed, cts[::-1]))
     # the honest score still opens: the refusal came from the order alone
     report = order2.open(sealed)
     # within 8 sigmas of the pairwise block's flooding (real units: sigma * scale * 4**e)

@@ -9,6 +9,7 @@ import pytest
 
 import mde
 from mde.crypto.context import load_context
+from mde.crypto.flooding import context_primes
 from mde.data_owner.ledger import DataOwnerLedger
 from mde.owner.storage import load_proxy_file
 from mde.wire.sealed_score import SealedScore
@@ -68,10 +69,10 @@ def test_value_vector_longer_than_a_ciphertext(tmp_path):
     model = LogisticRegression(C=0.01, max_iter=500).fit(X[tr] / 255, y[tr])
     bb = mde.wrap(lambda Z: model.predict_proba(Z / 255), classes=model.classes_, n_features=784)
     proxy = mde.build_proxy(bb, X[tr], y[tr], X[te], y[te], n_components=450, random_state=0)
-    assert proxy.psi_dim_ == 4510 > mde.CKKSParams().slots  # one record spans two ciphertexts
+    assert proxy.psi_dim_ == 4510 > mde.CKKSParams().slots  # one record spans 18 chunks
     proxy.export(tmp_path / "big.mde")
     scorer = mde.load_artifact(tmp_path / "big.mde")
-    assert scorer.manifest.layout.chunks == 2
+    assert scorer.manifest.layout.chunks == 18 and scorer.manifest.layout.tiles == 14
     report = proxy.open(scorer.score(X[c], y[c], per_record=True))
     plain = proxy.record_scores(X[c], y[c])
     np.testing.assert_allclose(report.record_scores, plain, rtol=0, atol=6 * report.record_noise)
@@ -79,9 +80,10 @@ def test_value_vector_longer_than_a_ciphertext(tmp_path):
     assert total.efficacy == pytest.approx(plain.sum(), rel=3e-3)
 
 
-def test_masks_hide_single_slots(exported, digits, tmp_path):
-    """Decrypted slots look random; only block sums carry the score."""
-    import tenseal as ts
+def test_decryption_shows_block_sums_only(exported, digits, tmp_path):
+    """Every segment of the decrypted ciphertext holds the same numbers: the total, then the
+    meta code and sentinel; nothing per feature."""
+    from mde.crypto.seal_io import decrypt_slots, load_ciphertext
 
     proxy, scorer = exported
     sealed = scorer.score(digits.Xc, digits.yc)
@@ -91,13 +93,16 @@ def test_masks_hide_single_slots(exported, digits, tmp_path):
     secret = proxy.session.secret(scorer.artifact_id)
     assert secret is not None
     context = load_context(secret, mde.StorageError, public=False, what="the artifact's key")
-    slots = np.asarray(ts.ckks_vector_from(context, sealed.ciphertexts[0]).decrypt())
-    m = proxy.psi_dim_
-    assert np.abs(slots[:m]).max() > 100  # masked: far above any real slot value (|w| <= 1)
-    expected = (
-        proxy.efficacy(digits.Xc, digits.yc) / 2**9 / np.abs(proxy.w_).max()
-    )  # sum / 2**ceil(log2 n)
-    assert slots[:m].sum() == pytest.approx(expected, rel=1e-5)
+    layout = scorer.manifest.layout
+    scale = 2.0**80 / context_primes(context)[-2]
+    ct = load_ciphertext(context, sealed.ciphertexts[0], scale, mde.SealedScoreError, "ct")
+    grid = decrypt_slots(context, ct).reshape(layout.segments, layout.segment)
+    rec = proxy.session.sealed(scorer.artifact_id, mde.SealedScoreError)
+    row = np.zeros(layout.segment)
+    row[0] = proxy.efficacy(digits.Xc, digits.yc) / 2**9 / rec.scale  # sum / 2**ceil(log2 n)
+    row[layout.meta_pos] = 10 * rec.meta_key  # code e + 1 of a total
+    row[layout.sentinel_pos] = rec.sentinel
+    np.testing.assert_allclose(grid, np.broadcast_to(row, grid.shape), rtol=0, atol=1e-6)
 
 
 def test_score_for_another_artifact_is_refused(exported, digits, model, tmp_path):
@@ -195,8 +200,9 @@ def test_reordered_or_duplicated_ciphertexts_are_refused_or_fail_delivery(export
     which delivery catches. Unequal groups are refused on opening."""
     proxy, scorer = exported
     tiles = scorer.manifest.layout.tiles
-    assert scorer.manifest.layout.chunks == 1 and tiles < 100
-    X, y = digits.Xc[: 2 * tiles], digits.yc[: 2 * tiles]  # two full ciphertexts
+    assert tiles == 126
+    X = np.vstack([digits.Xc, digits.Xte])[: 2 * tiles]  # two full ciphertexts
+    y = np.concatenate([digits.yc, digits.yte])[: 2 * tiles]
     sealed = scorer.score(X, y, per_record=True)
     assert len(sealed.ciphertexts) == 2
     genuine = proxy.open(sealed, allow_repeat=True)

@@ -106,7 +106,7 @@ def deal(tmp_path_factory, digits, model) -> Deal:  # type: ignore[no-untyped-de
         session = mde.load_artifact(
             home / f"{name}.mde", buyer="model-owner", identity=SELLER, ledger=home / "do.sqlite"
         )
-        sealed = session.score(X, y, per_record=per_record, random_state=0)
+        sealed = session.score(X, y, per_record=per_record)
         report = owner.open(sealed.to_bytes(), expect_seller=SELLER.public_hex)
         opened[name] = Offer(np.asarray(X), np.asarray(y), report)
     owner.save(home / "owner.mdeproxy")
@@ -1010,7 +1010,7 @@ def test_kill_9_during_open_records_one_evaluation_or_none(deal: Deal, digits, t
         )
         X, y = digits.Xc[150 + 30 * i : 180 + 30 * i], digits.yc[150 + 30 * i : 180 + 30 * i]
         path = tmp_path / f"sealed-{i}.mdeseal"
-        path.write_bytes(session.score(X, y, per_record=True, random_state=i).to_bytes())
+        path.write_bytes(session.score(X, y, per_record=True).to_bytes())
         items.append([aid, str(path)])
         plain[aid] = owner.proxy.efficacy(X, y)
     owner.save(tmp_path / "owner.mdeproxy")

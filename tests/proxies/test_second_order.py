@@ -241,7 +241,7 @@ def test_sealed_score_without_its_pairwise_part_is_refused(proxy2, digits, tmp_p
     path = tmp_path / "a.mde"
     proxy2.export(path)
     sealed = mde.load_artifact(path).score(X, y)
-    n_q = mde.load_artifact(path).manifest.pairwise_layout.chunks
+    n_q = 1  # the seller sums the pairwise chunks into one ciphertext
     common = {
         "artifact_id": sealed.artifact_id,
         "manifest_sha256": sealed.header.manifest_sha256,
@@ -304,9 +304,9 @@ def test_rehashed_manifest_with_another_pairwise_layout_is_refused(proxy2, tmp_p
     proxy2.export(tmp_path / "a.mde")
     env = Envelope.from_bytes((tmp_path / "a.mde").read_bytes(), "mde-artifact", ArtifactError)
     header = dict(env.header)
-    assert header["pairwise_layout"]["tiles"] != 3
-    # would mask blocks that are not the pairwise total
-    header["pairwise_layout"] = {**header["pairwise_layout"], "tiles": 3}
+    assert header["pairwise_layout"]["segment"] == 4
+    # would make the seller sum other positions than the pairwise total's
+    header["pairwise_layout"] = {**header["pairwise_layout"], "segment": 8}
     forged = Envelope("mde-artifact", header, dict(env.members)).signed(FORGER).to_bytes()
     # a well-formed envelope: only the manifest's own check can refuse it
     assert Envelope.from_bytes(forged, "mde-artifact", ArtifactError).header == header

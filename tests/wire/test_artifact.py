@@ -70,15 +70,18 @@ def test_manifest_describes_shapes_not_weights(proxy, artifact):
     assert m.mode == "sealed-value" and m.pairwise_layout is None
     art = read_artifact(artifact)
     assert isinstance(art, SealedArtifact)
-    assert set(art.members) == {"psi.onnx", "context.tenseal", "w_0.ckks", "known.npz"}
+    chunks = [f"w_{c}.ckks" for c in range(m.layout.chunks)]
+    assert m.layout.chunks == 3  # psi_dim 170 over 64 segments
+    assert set(art.members) == {"psi.onnx", "context.tenseal", "galois.seal", "known.npz", *chunks}
     # the file is the envelope: header first, then the members in name order
     assert [name for name, _ in _entries(open(artifact, "rb").read())] == [
         "envelope.json",
         "envelope.sig",
         "context.tenseal",
+        "galois.seal",
         "known.npz",
         "psi.onnx",
-        "w_0.ckks",
+        *chunks,
     ]
 
 
@@ -98,7 +101,9 @@ def test_nothing_inside_the_artifact_can_decrypt(artifact, proxy):
         assert np.float32(value / np.abs(proxy.w_).max()).tobytes() not in blob
 
 
-@pytest.mark.parametrize("member", ["psi.onnx", "context.tenseal", "w_0.ckks", "known.npz"])
+@pytest.mark.parametrize(
+    "member", ["psi.onnx", "context.tenseal", "galois.seal", "w_0.ckks", "known.npz"]
+)
 def test_one_flipped_byte_in_any_member_is_refused(artifact, tmp_path, member):
     """Rebuilt with valid zip CRCs, so only the envelope's hashes can catch it."""
     files = _entries(open(artifact, "rb").read())
@@ -236,7 +241,8 @@ def test_load_artifact_from_bytes(artifact):
 
 def test_artifact_is_small_and_recorded_by_the_owner(proxy, artifact):
     size = os.path.getsize(artifact)
-    assert size < 2_000_000
+    # Galois keys of 6 rotations (2.2 MB seeded) + 3 chunks of Enc(w) + context
+    assert size < 3_500_000
     art = read_artifact(artifact)
     # the owner's session holds the artifact's exact size and content hash
     record = proxy.session.artifacts[art.manifest.artifact_id]
@@ -264,7 +270,7 @@ def test_an_artifact_from_another_mde_version_loads(proxy, artifact, digits):
         lambda m: m["ckks"].update(mask_bound=0.0),
         lambda m: m["ckks"].update(mask_bound=float("nan")),
         lambda m: m["ckks"].update(poly_modulus_degree=2048),
-        lambda m: m["layout"].update(tiles=100),
+        lambda m: m["layout"].update(segment=8),
         lambda m: m.update(psi_dim=m["psi_dim"] + 1),
         lambda m: m.update(classes=[0]),
         lambda m: m.update(unexpected="field"),
