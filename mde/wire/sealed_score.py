@@ -38,7 +38,8 @@ class SealedHeader(BaseModel):
 
 
 class SealedScore:
-    """Encrypted, masked score of a data set against one artifact.
+    """Encrypted score of a data set against one artifact (block sums, summed in the
+    ciphertext).
 
     Attributes
     ----------
