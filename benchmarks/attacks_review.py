@@ -77,7 +77,7 @@ def _view(w: World, sealed: Any) -> np.ndarray:
     grids = []
     for blob in sealed.ciphertexts:
         ct = load_ciphertext(ctx, blob, scale, SealedScoreError, "ct")
-        grids.append(decrypt_slots(ctx, ct).reshape(layout.segments, layout.segment))
+        grids.append(decrypt_slots(ctx, ct).reshape(layout.segments, layout.segment) / 2.0)
     return np.array(grids)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mde.crypto.params import CKKSParams
 from mde.errors import MDEError, require
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "rotate_sum_rescale",
     "ciphertext_bytes",
     "load_ciphertext",
+    "check_ciphertext",
+    "check_artifact_encryptions",
     "decrypt_slots",
 ]
 
@@ -39,8 +42,10 @@ def _seal_context(ctx: Any) -> Any:
 
 
 def galois_elements(poly_modulus_degree: int, steps: list[int]) -> list[int]:
-    """SEAL's Galois element of each left rotation step (``3**step mod 2N``)."""
-    return [pow(3, step, 2 * poly_modulus_degree) for step in steps]
+    """SEAL's Galois elements of the left rotations ``steps`` (``3**step mod 2N``), then
+    complex conjugation (``2N - 1``), which keeps only the real part of each slot."""
+    n2 = 2 * poly_modulus_degree
+    return [pow(3, step, n2) for step in steps] + [n2 - 1]
 
 
 def _save(obj: Any) -> bytes:
@@ -93,11 +98,16 @@ def load_galois_keys(ctx: Any, data: bytes, steps: list[int], error: type[MDEErr
 
 
 def rotate_sum_rescale(ctx: Any, ct: Any, steps: list[int], keys: Any) -> Any:
-    """``ct`` plus its rotations by each step in turn, then rescaled (in place): with steps
-    ``L, 2L, ..., S/2`` every slot ends up holding the sum of its position over all segments.
-    Rotating before the rescale divides the key-switching noise by the dropped prime."""
+    """``ct`` plus its complex conjugate (twice the real part: a buyer's imaginary slot
+    values carry nothing), plus its rotations by each step in turn, then rescaled (in
+    place): with steps ``L, 2L, ..., S/2`` every slot ends up holding twice the sum of its
+    position over all segments. Key switching before the rescale divides its noise by the
+    dropped prime."""
     sealapi = _sealapi()
     evaluator = sealapi.Evaluator(_seal_context(ctx))
+    conj = sealapi.Ciphertext()
+    evaluator.complex_conjugate(ct, keys, conj)
+    evaluator.add_inplace(ct, conj)
     for step in steps:
         rotated = sealapi.Ciphertext()
         evaluator.rotate_vector(ct, step, keys, rotated)
@@ -111,25 +121,83 @@ def ciphertext_bytes(ct: Any) -> bytes:
     return _save(ct)
 
 
-def load_ciphertext(ctx: Any, data: bytes, scale: float, error: type[MDEError], what: str) -> Any:
-    """Load a two-part SEAL ciphertext at exactly ``scale``.
+def check_ciphertext(
+    ctx: Any, ct: Any, scale: float, last_level: bool, error: type[MDEError], what: str
+) -> None:
+    """Require a two-part NTT-form ciphertext at exactly ``scale`` and at the context's
+    first data level (a fresh encryption) or last one (a rescaled product).
 
     Raises
     ------
     error
-        If the bytes are not a valid ciphertext for ``ctx``, or it has another size or scale.
+        If it has another size, form, scale or level.
+    """
+    sc = _seal_context(ctx)
+    level = sc.last_parms_id() if last_level else sc.first_parms_id()
+    got = float(ct.scale)
+    if not (
+        int(ct.size()) == 2
+        and bool(ct.is_ntt_form())
+        and got == scale
+        and list(ct.parms_id()) == list(level)
+    ):
+        raise error(
+            f"{what} has {int(ct.size())} parts at scale 2**{np.log2(max(got, 1e-300)):.4f}; "
+            f"it should have 2 parts in NTT form at 2**{np.log2(scale):.4f}, at the "
+            f"{'last' if last_level else 'first'} level. It is crafted or corrupt."
+        )
+
+
+def check_artifact_encryptions(
+    ctx: Any, params: CKKSParams, vectors: list[Any], error: type[MDEError]
+) -> None:
+    """Require the context to be SEAL's for ``params`` (ring, primes, scale, slot count) and
+    every TenSEAL vector of ``vectors`` to be one fresh ciphertext of it: a context of
+    another ring than the manifest declares would turn the segment sum into partial sums,
+    another level or scale would fail mid-score.
+
+    Raises
+    ------
+    error
+        If the context or a ciphertext is not the one declared.
+    """
+    from mde.crypto.context import context_matches
+    from mde.crypto.flooding import context_primes
+
+    sealapi = _sealapi()
+    try:
+        context_primes(ctx)
+    except MDEError as exc:
+        raise error(f"the artifact's CKKS context is not SEAL's for its parameters: {exc}") from exc
+    count = int(sealapi.CKKSEncoder(_seal_context(ctx)).slot_count())
+    if not context_matches(ctx, params) or count != params.slots:
+        raise error(
+            f"the artifact's CKKS context ({count} slots) is not the one its manifest declares "
+            f"(N = {params.poly_modulus_degree}, {params.coeff_mod_bit_sizes}). It is crafted."
+        )
+    for i, v in enumerate(vectors):
+        cts = v.ciphertext()
+        if v.size() != params.slots or len(cts) != 1:
+            raise error(f"the artifact's encrypted vector {i} is not one full ciphertext.")
+        scale = float(2**params.global_scale_bits)
+        check_ciphertext(ctx, cts[0], scale, False, error, f"encrypted vector {i}")
+
+
+def load_ciphertext(ctx: Any, data: bytes, scale: float, error: type[MDEError], what: str) -> Any:
+    """Load a rescaled two-part SEAL ciphertext at exactly ``scale`` (:func:`check_ciphertext`).
+
+    Raises
+    ------
+    error
+        If the bytes are not a valid ciphertext for ``ctx``, or it has another size, form,
+        scale or level.
     """
     sealapi = _sealapi()
     try:
         ct = _load(sealapi.Ciphertext(), ctx, data)
-        size, got = int(ct.size()), float(ct.scale)
     except Exception as exc:  # SEAL raises ValueError/RuntimeError on crafted bytes
         raise error(f"{what} cannot be read with this key's context: {exc}") from exc
-    if size != 2 or got != scale:
-        raise error(
-            f"{what} has {size} parts at scale 2**{np.log2(got):.4f}; a sealed score has 2 "
-            f"parts at 2**{np.log2(scale):.4f}. It is crafted or corrupt."
-        )
+    check_ciphertext(ctx, ct, scale, True, error, what)
     return ct
 
 

@@ -74,7 +74,8 @@ def pairwise_products(s: np.ndarray) -> np.ndarray:
 
 
 MAX_CHUNKS = 150  # ciphertexts per value vector (the artifact's size)
-SEGMENT_TOLERANCE = 1e-3  # segments of an honest segment sum agree to ~1e-6
+SEGMENT_TOLERANCE = 1e-3  # without an error bound (records from before per-block flooding)
+ERROR_MARGIN = 4.0  # honest segments, sentinel and meta agree within ~0.3 error bounds
 
 
 def _grid(layout: Layout, chunk: int, values: np.ndarray) -> np.ndarray:
@@ -199,18 +200,25 @@ def unseal_blocks(
     flood_sigma: float,
     rng: np.random.Generator | None = None,
     exponent: int | None = None,
+    *,
+    error_bound: float | None = None,
+    max_abs: float | None = None,
 ) -> np.ndarray:
-    """Model owner: decrypt, remove the scale bias, check the segment sum, sentinel and meta
-    codes against the header, and return the flooded sum of each block (scaled units; one
-    block for a total). ``flood_sigma`` is the sigma of this block kind
-    (``flood_sigmas(...).values`` for Enc(w) blocks, ``.pairwise`` for the pairwise block).
-    ``exponent`` is the e a total was sealed with, by default :func:`aggregate_exponent` of
-    ``n_records``.
+    """Model owner: decrypt, check the segment sum, sentinel and meta codes against the
+    header, and return the flooded sum of each block (scaled units; one block for a total).
+    ``flood_sigma`` is the sigma of this block kind (``flood_sigmas(...).values`` for Enc(w)
+    blocks, ``.pairwise`` for the pairwise block), ``error_bound`` its CKKS error bound
+    (``.values_bound``, ``.pairwise_bound``): segments, sentinel and meta must agree within
+    ``ERROR_MARGIN`` of it, so an accepted ciphertext carries no larger error than the
+    flooding covers. ``max_abs`` bounds every block sum (``|w| * norm bound``: the data owner
+    enforces the norm bound). ``exponent`` is the e a total was sealed with, by default
+    :func:`aggregate_exponent` of ``n_records``.
 
     Raises
     ------
     SealedScoreError
-        If a ciphertext was made under another key, or does not match the header.
+        If a ciphertext was made under another key, does not match the header, or holds a
+        block sum beyond ``max_abs``.
     """
     rng = rng or np.random.default_rng()
     n_blocks = n_records if per_record else 1
@@ -223,18 +231,20 @@ def unseal_blocks(
         )
     want_exp = aggregate_exponent(n_records) if exponent is None else exponent
     scale = float(secret_ctx.global_scale) ** 2 / context_primes(secret_ctx)[-2]  # SEAL's, exact
+    tol = SEGMENT_TOLERANCE if error_bound is None else ERROR_MARGIN * error_bound
     sums = np.zeros(n_blocks)
     for i, blob in enumerate(ciphertexts):
         ct = load_ciphertext(secret_ctx, blob, scale, SealedScoreError, f"ciphertext {i}")
-        grid = decrypt_slots(secret_ctx, ct)[: layout.slots]
-        if grid.shape[0] < layout.slots:
-            raise SealedScoreError(f"ciphertext {i} decrypts to too few slots; it is corrupt.")
-        grid = grid.reshape(layout.segments, layout.segment)
+        try:  # the conjugate sum doubled every value
+            grid = decrypt_slots(secret_ctx, ct)[: layout.slots] / 2.0
+            grid = grid.reshape(layout.segments, layout.segment)
+        except Exception as exc:  # SEAL raises ValueError on a crafted ciphertext
+            raise SealedScoreError(f"ciphertext {i} does not decrypt: {exc}") from exc
         spread = float(np.max(np.abs(grid - grid[0]))) if np.all(np.isfinite(grid)) else np.inf
-        if not (
-            spread < SEGMENT_TOLERANCE
-            and abs(grid[0, layout.sentinel_pos] - sentinel) < SEGMENT_TOLERANCE
-        ):
+        # the reserved positions hold 1 and the code in every one of the ``width`` slot
+        # products: their error grows with sqrt(width) and the code
+        reserved = tol * math.sqrt(layout.width)
+        if not (spread < tol and abs(grid[0, layout.sentinel_pos] - sentinel) < reserved):
             raise SealedScoreError(
                 "sealed score does not decrypt under this proxy's key (sentinel or segment "
                 "check failed): it was made against another artifact's public context, its "
@@ -243,10 +253,16 @@ def unseal_blocks(
         first = i * layout.tiles
         in_ct = min(layout.tiles, n_blocks - first)
         want = -in_ct if per_record else want_exp + 1
-        if not abs(grid[0, layout.meta_pos] / meta_key - want) < 0.25:
+        if not abs(grid[0, layout.meta_pos] - want * meta_key) < reserved * max(1.0, abs(want)):
             raise SealedScoreError(
                 "sealed score header does not match its ciphertexts (record count or mode was "
                 "altered after sealing); refusing it."
             )
         sums[first : first + in_ct] = grid[0, :in_ct]
+    if max_abs is not None and np.any(np.abs(sums) > max_abs):
+        raise SealedScoreError(
+            f"a block sum reaches {np.max(np.abs(sums)):.3g}, beyond {max_abs:.3g} (the value "
+            "vector's norm times the public norm bound the data owner enforces): the score was "
+            "altered or its records lie outside the bound. Refusing it."
+        )
     return sums + rng.normal(0.0, flood_sigma, size=n_blocks)

@@ -10,7 +10,7 @@ import numpy as np
 from mde.crypto.context import load_context
 from mde.crypto.flooding import norm_bounds
 from mde.crypto.params import galois_steps
-from mde.crypto.seal_io import load_galois_keys
+from mde.crypto.seal_io import check_artifact_encryptions, load_galois_keys
 from mde.crypto.sealing import aggregate_exponent, pairwise_products, seal_blocks
 from mde.data_owner.base import DataOwnerSession
 from mde.data_owner.guard import admit_graph
@@ -87,12 +87,9 @@ class Scorer(DataOwnerSession):
             ) from exc
         steps = galois_steps(manifest.layout, pairwise)
         self._galois = load_galois_keys(self._context, members["galois.seal"], steps, ArtifactError)
-        sizes = {v.size() for v in self._enc_w} | {v.size() for v in self._enc_q}
-        if sizes != {manifest.ckks.slots}:
-            raise ArtifactError(
-                f"artifact's encrypted value vectors hold {sorted(sizes)} slots; its CKKS "
-                f"parameters have {manifest.ckks.slots}. The artifact is damaged or crafted."
-            )
+        check_artifact_encryptions(
+            self._context, manifest.ckks, self._enc_w + self._enc_q, ArtifactError
+        )
         try:
             opts = ort.SessionOptions()
             opts.log_severity_level = 3

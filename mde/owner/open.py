@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mde.crypto.sealing import aggregate_exponent, unseal_blocks
+from mde.crypto.sealing import aggregate_exponent, pairwise_values, unseal_blocks
 from mde.errors import ProtocolError, SealedScoreError
 from mde.owner.ledger import Ledger
 from mde.owner.session import Session
@@ -68,6 +68,9 @@ def open_sealed(
             f"sealed score holds {len(cts)} ciphertexts; this artifact needs more than {n_pair}."
         )
     sig = rec.sigmas(head.dp_clip, head.dp_noise_multiplier)  # flooding per block kind
+    norms = rec.norms(head.dp_clip, head.dp_noise_multiplier)
+    # a block sum is at most |w| times the norm bound the data owner enforced
+    w_bound = _max_abs(proxy.w_ / rec.scale, None if norms is None else norms.values)
     sums = unseal_blocks(
         context,
         cts[: len(cts) - n_pair],
@@ -77,6 +80,8 @@ def open_sealed(
         rec.sentinel,
         rec.meta_key,
         sig.values,
+        error_bound=sig.values_bound,
+        max_abs=w_bound,
     )
     sums *= rec.scale
     exp = aggregate_exponent(head.n_records)
@@ -99,6 +104,11 @@ def open_sealed(
             pair.meta_key,
             sig.values if sig.pairwise is None else sig.pairwise,
             exponent=2 * exp,
+            error_bound=sig.values_bound if sig.pairwise_bound is None else sig.pairwise_bound,
+            max_abs=_max_abs(
+                pairwise_values(proxy.Q_) / pair.scale if proxy.Q_ is not None else None,
+                None if norms is None else norms.pairwise,
+            ),
         )
         first_order, pairwise = efficacy, float(quad[0] * pair.scale * 4.0**exp)
         efficacy = second_order_efficacy(
@@ -124,6 +134,13 @@ def open_sealed(
         first_order=first_order,
         pairwise=pairwise,
     )
+
+
+def _max_abs(values: np.ndarray | None, norm_bound: float | None) -> float | None:
+    """Largest block sum ``<values, x>`` with ``|x| <= norm_bound`` (plus CKKS slack)."""
+    if values is None or norm_bound is None:
+        return None
+    return float(np.linalg.norm(values)) * norm_bound * (1.0 + 1e-6) + 1e-6
 
 
 def open_partial(proxy: Proxy, session: Session, partial: PartialResult) -> EfficacyReport:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from mde.crypto.flooding import FloodSigmas, flood_sigmas, norm_bounds
+from mde.crypto.flooding import FloodSigmas, NormBounds, flood_sigmas, norm_bounds
 from mde.crypto.params import CKKSParams, Layout
 from mde.errors import MDEError, StorageError
 from mde.owner.ledger import Ledger
@@ -56,12 +56,21 @@ class SealedRecord(BaseModel):
     ) -> FloodSigmas:
         """Flooding sigma per block kind for one answer (its DP parameters, if any, from the
         signed header): ``flood_sigmas`` at the artifact's public norm bounds."""
-        if self.ckks is None or self.psi_clip is None:  # recorded before per-block flooding
+        norms = self.norms(dp_clip, dp_noise_multiplier)
+        if self.ckks is None or norms is None:  # recorded before per-block flooding
             pair = None if self.pairwise is None else self.flood_sigma
             return FloodSigmas(self.flood_sigma, pair, self.flood_sigma, pair)
-        norms = norm_bounds(self.psi_clip, self.layout.dim, dp_clip, dp_noise_multiplier)
         pairwise = None if self.pairwise is None else self.pairwise.layout
         return flood_sigmas(self.ckks, self.layout, norms, pairwise)
+
+    def norms(
+        self, dp_clip: float | None = None, dp_noise_multiplier: float | None = None
+    ) -> NormBounds | None:
+        """The public norm bounds the data owner enforced for one answer (None for records
+        from before ``psi_clip`` was declared)."""
+        if self.psi_clip is None:
+            return None
+        return norm_bounds(self.psi_clip, self.layout.dim, dp_clip, dp_noise_multiplier)
 
 
 class PendingMask(BaseModel):

@@ -31,7 +31,8 @@ def keys():
 def _view(ctx, blob: bytes, layout) -> np.ndarray:
     scale = float(ctx.global_scale) ** 2 / context_primes(ctx)[-2]
     ct = load_ciphertext(ctx, blob, scale, SealedScoreError, "ct")
-    return decrypt_slots(ctx, ct).reshape(layout.segments, layout.segment)
+    # the seller adds the conjugate: twice the real part (a crafted imaginary part is lost)
+    return decrypt_slots(ctx, ct).reshape(layout.segments, layout.segment) / 2.0
 
 
 def test_a_crafted_value_grid_shows_one_linear_functional_per_record(keys):
@@ -55,11 +56,21 @@ def test_a_crafted_value_grid_shows_one_linear_functional_per_record(keys):
     assert not np.allclose(view[:, 0], (crafted * plains).sum(axis=0)[:, 0], atol=1.0)
 
 
-def test_missing_or_foreign_galois_keys_are_refused(keys):
+def test_missing_or_foreign_galois_keys_are_refused(keys, tmp_path):
+    import tenseal.sealapi as sealapi
+
     params, ctx, public, layout, _ = keys
     partial = galois_key_bytes(ctx, layout.steps[:-1])
     with pytest.raises(ArtifactError, match="lack a rotation"):
         load_galois_keys(public, partial, layout.steps, ArtifactError)
+    # rotations without the conjugation key (which drops a buyer's imaginary slot values)
+    sc = ctx.seal_context().data
+    gen = sealapi.KeyGenerator(sc, ctx.secret_key().data)
+    n2 = 2 * params.poly_modulus_degree
+    gen.create_galois_keys([pow(3, s, n2) for s in layout.steps]).save(str(tmp_path / "g"))
+    no_conj = (tmp_path / "g").read_bytes()
+    with pytest.raises(ArtifactError, match="lack a rotation"):
+        load_galois_keys(public, no_conj, layout.steps, ArtifactError)
     for junk in (b"", b"\0" * 64, partial[:1000], partial[:-7]):
         with pytest.raises(ArtifactError, match="cannot be loaded"):
             load_galois_keys(public, junk, layout.steps, ArtifactError)

@@ -96,7 +96,7 @@ def test_decryption_shows_block_sums_only(exported, digits, tmp_path):
     layout = scorer.manifest.layout
     scale = 2.0**80 / context_primes(context)[-2]
     ct = load_ciphertext(context, sealed.ciphertexts[0], scale, mde.SealedScoreError, "ct")
-    grid = decrypt_slots(context, ct).reshape(layout.segments, layout.segment)
+    grid = decrypt_slots(context, ct).reshape(layout.segments, layout.segment) / 2  # conjugate sum
     rec = proxy.session.sealed(scorer.artifact_id, mde.SealedScoreError)
     row = np.zeros(layout.segment)
     row[0] = proxy.efficacy(digits.Xc, digits.yc) / 2**9 / rec.scale  # sum / 2**ceil(log2 n)
