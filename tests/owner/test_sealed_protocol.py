@@ -370,3 +370,28 @@ def test_order_one_report_with_made_up_terms_is_refused(exported, digits):
             report.model_copy(update={"efficacy": 1000.0}),
             seed=_seed(report.model_copy(update={"efficacy": 1000.0})),
         )
+
+
+def test_block_sums_beyond_the_norm_bound_are_refused(exported, digits):
+    """A seller adds a large constant to every record's sum (in all segments, leaving the
+    reserved positions alone): the checks that bind key and header pass, the norm bound
+    does not."""
+    import tenseal.sealapi as sealapi
+
+    from mde.crypto.seal_io import _load, ciphertext_bytes
+
+    proxy, scorer = exported
+    layout = scorer.manifest.layout
+    sealed = scorer.score(digits.Xc[:50], digits.yc[:50], per_record=True)
+    ctx = scorer._context
+    ct = _load(sealapi.Ciphertext(), ctx, sealed.ciphertexts[0])
+    shift = np.zeros((layout.segments, layout.segment))
+    shift[:, :50] = 2000.0  # twice: the buyer halves the conjugate sum
+    plain = sealapi.Plaintext()
+    sc = ctx.seal_context().data
+    sealapi.CKKSEncoder(sc).encode(shift.ravel().tolist(), ct.parms_id(), ct.scale, plain)
+    sealapi.Evaluator(sc).add_plain_inplace(ct, plain)
+    forged = _resigned(sealed.header, [ciphertext_bytes(ct)])
+    with pytest.raises(mde.SealedScoreError, match="beyond"):
+        proxy.open(forged, allow_repeat=True)
+    assert proxy.open(sealed, allow_repeat=True).n_records == 50

@@ -325,3 +325,25 @@ def test_hidden_artifact_format_is_checked(digits, model, tmp_path):
     # a hidden manifest in a sealed-value envelope (or the reverse) is refused
     with pytest.raises(mde.ArtifactError, match="invalid"):
         mde.load_artifact(Envelope(FORMAT, header).signed(FORGER).to_bytes())
+
+
+def test_a_context_of_another_ring_than_the_manifest_declares_is_refused(artifact):
+    """A buyer's context, Enc(w) and Galois keys for N = 16384 under a manifest declaring
+    8192 would make the segment sum partial (every slot product readable): refused."""
+    import tenseal as ts
+
+    from mde.crypto.context import public_context_bytes
+    from mde.crypto.params import CKKSParams, galois_steps
+    from mde.crypto.seal_io import galois_key_bytes
+
+    header, members = _parts(artifact)
+    layout = mde.load_artifact(artifact).manifest.layout
+    big = new_context(CKKSParams(poly_modulus_degree=16384))
+    members = dict(members)
+    members["context.tenseal"] = public_context_bytes(big)
+    members["galois.seal"] = galois_key_bytes(big, galois_steps(layout))
+    for c in range(layout.chunks):
+        members[f"w_{c}.ckks"] = ts.ckks_vector(big, [0.5] * layout.slots).serialize()
+    forged = Envelope("mde-artifact", header, members).signed(FORGER).to_bytes()
+    with pytest.raises(mde.ArtifactError, match="not the one its manifest declares"):
+        mde.load_artifact(forged)
