@@ -113,7 +113,7 @@ def _run_sealed_demo(kind: str, seed: int, parties: _Parties) -> dict[str, float
             _say(
                 "model owner",
                 f"exports artifact {artifact_id[:8]}... ({os.path.getsize(path) / 1e3:.0f} kB: "
-                f"psi graph + Enc(w) + public key{sketch}, no secret key)",
+                f"psi graph + Enc(w) + public key + Galois keys{sketch}, no secret key)",
             )
             m = scorer.manifest
             _say(

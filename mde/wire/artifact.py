@@ -5,7 +5,8 @@ Sealed-value artifact (format ``mde-artifact``): header = :class:`ArtifactManife
 - ``psi.onnx``: the efficacy-feature graph, inputs ``X`` float32 [n, d] and ``y`` int64 [n]
   (class indices), output ``psi`` float32 [n, m];
 - ``context.tenseal``: the public CKKS context (public key only, no secret key);
-- ``w_<i>.ckks``: the encrypted value vector, one ciphertext per chunk;
+- ``galois.seal``: seeded SEAL Galois keys for the layouts' rotations and the conjugation;
+- ``w_<i>.ckks``: the encrypted value vector, one ciphertext per chunk of the segment layout;
 - ``q_<i>.ckks`` (``order=2`` proxies): the encrypted pairwise values, per ``pairwise_layout``;
 - ``known.npz`` (optional): the membership sketch of the training records.
 
