@@ -166,13 +166,18 @@ def check_artifact_encryptions(
 
     sealapi = _sealapi()
     try:
-        context_primes(ctx)
+        sizes = [q.bit_length() for q in context_primes(ctx)]
     except MDEError as exc:
         raise error(f"the artifact's CKKS context is not SEAL's for its parameters: {exc}") from exc
     count = int(sealapi.CKKSEncoder(_seal_context(ctx)).slot_count())
-    if not context_matches(ctx, params) or count != params.slots:
+    if (
+        not context_matches(ctx, params)
+        or count != params.slots
+        or sizes != list(params.coeff_mod_bit_sizes)
+    ):
         raise error(
-            f"the artifact's CKKS context ({count} slots) is not the one its manifest declares "
+            f"the artifact's CKKS context ({count} slots, primes of {sizes} bits) is not the one "
+            "its manifest declares "
             f"(N = {params.poly_modulus_degree}, {params.coeff_mod_bit_sizes}). It is crafted."
         )
     for i, v in enumerate(vectors):

@@ -327,18 +327,24 @@ def test_hidden_artifact_format_is_checked(digits, model, tmp_path):
         mde.load_artifact(Envelope(FORMAT, header).signed(FORGER).to_bytes())
 
 
-def test_a_context_of_another_ring_than_the_manifest_declares_is_refused(artifact):
+@pytest.mark.parametrize(
+    "ring", [(16384, [60, 40, 60]), (8192, [50, 50, 60])], ids=["larger ring", "other split"]
+)
+def test_a_context_of_another_ring_than_the_manifest_declares_is_refused(artifact, ring):
     """A buyer's context, Enc(w) and Galois keys for N = 16384 under a manifest declaring
-    8192 would make the segment sum partial (every slot product readable): refused."""
+    8192 would make the segment sum partial (every slot product readable); another split of
+    the same modulus bits changes the output scale and levels the flooding assumes."""
     import tenseal as ts
 
     from mde.crypto.context import public_context_bytes
-    from mde.crypto.params import CKKSParams, galois_steps
+    from mde.crypto.params import galois_steps
     from mde.crypto.seal_io import galois_key_bytes
 
     header, members = _parts(artifact)
     layout = mde.load_artifact(artifact).manifest.layout
-    big = new_context(CKKSParams(poly_modulus_degree=16384))
+    degree, bits = ring  # made directly: check_params would refuse the split
+    big = ts.context(ts.SCHEME_TYPE.CKKS, degree, coeff_mod_bit_sizes=bits)
+    big.global_scale = 2.0**40
     members = dict(members)
     members["context.tenseal"] = public_context_bytes(big)
     members["galois.seal"] = galois_key_bytes(big, galois_steps(layout))
