@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import statistics
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +32,16 @@ __all__ = [
 ]
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Median wall time of ``repeats`` calls of ``fn``, and the last call's result."""
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
 
 
 def mnist_label_noise(

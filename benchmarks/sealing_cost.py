@@ -13,25 +13,14 @@ results/sealing_cost.txt).
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from benchmarks.common import RESULTS, black_boxes, mnist_label_noise
+from benchmarks.common import RESULTS, black_boxes, median_time, mnist_label_noise
 
 RUNS = 3
-
-
-def _median_seconds(fn: Callable[[], Any]) -> tuple[float, Any]:
-    times, out = [], None
-    for _ in range(RUNS):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
 
 
 def _seal(mde: Any, path: str, X: Any, y: Any, per_record: bool) -> Any:
@@ -69,7 +58,7 @@ def main() -> str:
         for per_record, n in [(False, 3000), (True, 300), (True, 3000)]:
             Xn, yn = X[:n], y[:n]
 
-            seconds, sealed = _median_seconds(partial(_seal, mde, path, Xn, yn, per_record))
+            seconds, sealed = median_time(partial(_seal, mde, path, Xn, yn, per_record), RUNS)
             t = time.perf_counter()
             owner.open(sealed, allow_repeat=True)
             opened = time.perf_counter() - t

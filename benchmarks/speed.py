@@ -11,18 +11,10 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 
 import numpy as np
 
-
-def _median_time(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+from benchmarks.common import median_time
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -55,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     opts = {"order": args.order}
     if args.n_components is not None:
         opts["n_components"] = args.n_components
-    build_s, proxy = _median_time(
+    build_s, proxy = median_time(
         lambda: mde.build_proxy(model, X[tr], y[tr], X[te], y[te], random_state=0, **opts), 3
     )
 
@@ -66,19 +58,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "a.mde")
-        export_s, _ = _median_time(lambda: proxy.export(path), 1)
+        export_s, _ = median_time(lambda: proxy.export(path), 1)
         size = os.path.getsize(path)
         scorer = mde.load_artifact(path)
         # interleave the two so that both see the same machine load
         plain_t, sealed_t = [], []
         for _ in range(args.repeats):
-            t, plain = _median_time(lambda: proxy.efficacy(Xn, yn), 1)
+            t, plain = median_time(lambda: proxy.efficacy(Xn, yn), 1)
             plain_t.append(t)
-            t, sealed = _median_time(lambda: scorer.score(Xn, yn), 1)
+            t, sealed = median_time(lambda: scorer.score(Xn, yn), 1)
             sealed_t.append(t)
         plain_s, sealed_s = statistics.median(plain_t), statistics.median(sealed_t)
         blob = sealed.to_bytes()
-        open_s, report = _median_time(lambda: proxy.open(blob, allow_repeat=True), args.repeats)
+        open_s, report = median_time(lambda: proxy.open(blob, allow_repeat=True), args.repeats)
 
     rel = abs(report.efficacy - plain) / abs(plain)
     rows = [

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from mde.crypto.context import context_matches
+from mde.crypto.flooding import context_primes
 from mde.crypto.params import CKKSParams
 from mde.errors import MDEError, require
 
@@ -48,6 +50,10 @@ def galois_elements(poly_modulus_degree: int, steps: list[int]) -> list[int]:
     return [pow(3, step, n2) for step in steps] + [n2 - 1]
 
 
+def _degree(ctx: Any) -> int:
+    return int(_seal_context(ctx).key_context_data().parms().poly_modulus_degree())
+
+
 def _save(obj: Any) -> bytes:
     with tempfile.TemporaryDirectory(prefix="mde-") as tmp:
         path = os.path.join(tmp, "obj")
@@ -69,7 +75,7 @@ def galois_key_bytes(secret_ctx: Any, steps: list[int]) -> bytes:
     """Galois keys for exactly the rotations ``steps`` (the model owner's secret key), saved
     seeded (half the size: their random halves are expanded from a seed on loading)."""
     sealapi = _sealapi()
-    degree = int(_seal_context(secret_ctx).key_context_data().parms().poly_modulus_degree())
+    degree = _degree(secret_ctx)
     gen = sealapi.KeyGenerator(_seal_context(secret_ctx), secret_ctx.secret_key().data)
     return _save(gen.create_galois_keys(galois_elements(degree, steps)))
 
@@ -83,7 +89,7 @@ def load_galois_keys(ctx: Any, data: bytes, steps: list[int], error: type[MDEErr
         If the bytes are not Galois keys for this context or lack a needed rotation.
     """
     sealapi = _sealapi()
-    degree = int(_seal_context(ctx).key_context_data().parms().poly_modulus_degree())
+    degree = _degree(ctx)
     try:
         keys = _load(sealapi.GaloisKeys(), ctx, data)
         present = [keys.has_key(e) for e in galois_elements(degree, steps)]
@@ -161,9 +167,6 @@ def check_artifact_encryptions(
     error
         If the context or a ciphertext is not the one declared.
     """
-    from mde.crypto.context import context_matches
-    from mde.crypto.flooding import context_primes
-
     sealapi = _sealapi()
     try:
         sizes = [q.bit_length() for q in context_primes(ctx)]
