@@ -44,11 +44,19 @@ from unittest import mock
 import numpy as np
 
 from benchmarks.common import RESULTS
+from mde.proxies.repeats import RepeatTracker
 
 N_ARTIFACTS = 27  # issue 14's many-artifacts attack
 N_HIDDEN_RESULTS = 16  # issue 14's hidden-mode attack
 N_HIDDEN_REQUESTS = 40
 HIDDEN_RECORDS = 20
+
+
+class NoRepeats(RepeatTracker):
+    """A data owner's scorer that skips the repeat screen (the attack)."""
+
+    def update(self, digests: np.ndarray, cells: np.ndarray | None = None) -> np.ndarray:
+        return np.zeros(len(digests), dtype=bool)
 
 
 @dataclass
@@ -186,14 +194,12 @@ def copies(w: World) -> list[Row]:
             f"efficacy {padded.efficacy:.3f} vs {honest.efficacy:.3f} nats; Linear(rate 10) "
             f"{p[1]:.2f} vs {p[0]:.2f} ({p[1] / p[0]:.2f}x); Uniform(1/record) {u[1]:.0f} vs "
             f"{u[0]:.0f} ({u[1] / u[0]:.2f}x)",
-            "copies inside an offer score zero (scorer's offer_repeats)",
+            "copies inside an offer score zero (scorer's RepeatTracker)",
         )
     ]
     # a seller whose scorer skips the deduplication
     seller = _seller(w)
-    with mock.patch(
-        "mde.data_owner.sealed.offer_repeats", lambda X, y, s: np.zeros(len(y), dtype=bool)
-    ):
+    with mock.patch("mde.data_owner.offer_pass.RepeatTracker", NoRepeats):
         scorer = _scorer(w, w.owner, seller)
         inflated = w.owner.open(scorer.score(X10, y10))
     quote = w.owner.quote(inflated, linear)

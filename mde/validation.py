@@ -6,6 +6,7 @@ with a message that says what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ __all__ = [
     "encode_labels",
     "check_Xy",
     "as_native",
+    "record_digests",
+    "repeated_records",
 ]
 
 
@@ -180,20 +183,34 @@ def check_number(
     return int(value) if integer else float(value)
 
 
+def record_digests(X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+    """Unsalted 16-byte digest of each record, ``(n, 16)`` uint8: BLAKE2b (digest size 16)
+    of its float32 features (little-endian, -0.0 folded into 0.0) followed by its int64
+    class index. Equal records (as scored) have equal digests; the data owner's fingerprint
+    and the repeat screen both use them."""
+    X32 = np.ascontiguousarray(X, dtype="<f4") + np.float32(0.0)  # folds -0.0 into 0.0
+    y8 = np.ascontiguousarray(y_idx, dtype="<i8")
+    n = X32.shape[0]
+    if X32.ndim != 2 or y8.shape != (n,):
+        raise ValueError(f"record_digests needs X (n, d) and y (n,); got {X32.shape}, {y8.shape}")
+    row = X32.shape[1] * 4
+    xs, ys = X32.reshape(-1).view(np.uint8).data, y8.view(np.uint8).data
+    out = bytearray(16 * n)
+    blake = hashlib.blake2b
+    for i in range(n):
+        h = blake(xs[i * row : (i + 1) * row], digest_size=16)
+        h.update(ys[8 * i : 8 * i + 8])
+        out[16 * i : 16 * i + 16] = h.digest()
+    return np.frombuffer(out, dtype=np.uint8).reshape(n, 16)
+
+
 def repeated_records(X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
     """Boolean mask of the records that repeat an earlier record of the same array: equal
     features after rounding to float32 (the form that is scored and committed; -0.0 counts
-    as 0.0) and the same label. Copies inside one offer are worth the first one only."""
-    X32 = np.ascontiguousarray(X, dtype=np.float32) + np.float32(0.0)  # folds -0.0 into 0.0
-    rows = np.concatenate(
-        [
-            X32.view(np.uint8).reshape(len(X32), -1),
-            np.ascontiguousarray(y_idx, dtype="<i8").view(np.uint8).reshape(len(X32), -1),
-        ],
-        axis=1,
-    )
-    keys = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+    as 0.0) and the same label, compared by 64 bits of :func:`record_digests`. Copies inside
+    one offer are worth the first one only."""
+    keys = record_digests(X, y_idx)[:, :8].copy().view("<u8").ravel()
     _, first = np.unique(keys, return_index=True)
-    mask = np.ones(len(X32), dtype=bool)
+    mask = np.ones(len(keys), dtype=bool)
     mask[first] = False
     return mask

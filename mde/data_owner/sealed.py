@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -13,15 +13,16 @@ from mde.crypto.params import galois_steps
 from mde.crypto.seal_io import check_artifact_encryptions, load_galois_keys
 from mde.crypto.sealing import aggregate_exponent, pairwise_products, seal_blocks
 from mde.data_owner.base import DataOwnerSession
+from mde.data_owner.batch_work import PsiEngine, run_local
 from mde.data_owner.guard import admit_graph
 from mde.data_owner.ledger import DataOwnerLedger
+from mde.data_owner.offer_pass import OfferPass, RecordSealer
 from mde.data_owner.policy import GuardPolicy
 from mde.errors import ArtifactError, InputError, ProtocolError, require
-from mde.numerics import clip_rows
-from mde.proxies.membership import MembershipSketch, offer_repeats
+from mde.offers import RecordBatch, offer_batches
 from mde.validation import check_finite, check_matrix, encode_labels
 from mde.wire.artifact import ArtifactManifest, SealedArtifact
-from mde.wire.commitment import Committer, Fingerprint, new_seed
+from mde.wire.commitment import new_seed
 from mde.wire.sealed_score import SealedScore
 from mde.wire.signing import SigningKey, check_public_key
 
@@ -49,7 +50,6 @@ class Scorer(DataOwnerSession):
         buyer: str | None = None,
     ) -> None:
         ts = require("tenseal")
-        ort = require("onnxruntime")
         manifest, members = artifact.manifest, artifact.members
         self.policy = policy if policy is not None else GuardPolicy()
         if self.policy.dp is not None and trust_graph:
@@ -90,29 +90,11 @@ class Scorer(DataOwnerSession):
         check_artifact_encryptions(
             self._context, manifest.ckks, self._enc_w + self._enc_q, ArtifactError
         )
-        try:
-            opts = ort.SessionOptions()
-            opts.log_severity_level = 3
-            # one compute thread: the other core hashes the commitment in parallel (measured
-            # faster on 2 cores than two onnxruntime threads competing with the hasher)
-            opts.intra_op_num_threads = 1
-            self._session = ort.InferenceSession(
-                members["psi.onnx"], opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types on crafted graphs
-            raise ArtifactError(
-                f"artifact's psi graph cannot be loaded by onnxruntime: {exc}"
-            ) from exc
-        self._known = (
-            MembershipSketch.from_bytes(members["known.npz"], manifest.n_features)
-            if "known.npz" in members
-            else None
+        self._members = {k: members[k] for k in ("psi.onnx", "known.npz") if k in members}
+        self._engine = PsiEngine(
+            members["psi.onnx"], members.get("known.npz"), manifest.n_features, manifest.psi_dim
         )
-        names = sorted(i.name for i in self._session.get_inputs())
-        if names != ["X", "y"] or "psi" not in [o.name for o in self._session.get_outputs()]:
-            raise ArtifactError(
-                f"artifact's psi graph has inputs {names}; expected X and y with output psi."
-            )
+        self._known = self._engine.sketch
 
     @property
     def has_membership_sketch(self) -> bool:
@@ -152,41 +134,40 @@ class Scorer(DataOwnerSession):
         return self._known.excluded(Xa, yi)
 
     def _psi_batch(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        out = self._session.run(
-            ["psi"],
-            {
-                "X": np.ascontiguousarray(X, dtype=np.float32),
-                "y": np.ascontiguousarray(y_idx, dtype=np.int64),
-            },
-        )[0]
-        if out.shape != (X.shape[0], self.manifest.psi_dim):
-            raise ArtifactError(
-                f"psi graph returned shape {out.shape}; manifest says (n, {self.manifest.psi_dim})."
-            )
-        return out
+        return self._engine.psi(np.ascontiguousarray(X, dtype=np.float32), y_idx)
 
     def score(
         self,
         X: Any,
-        y: Any,
+        y: Any = None,
         per_record: bool = False,
         *,
-        batch_size: int = 1024,
+        batch_size: int = 4096,
+        label_column: str = "label",
         progress: bool = False,
+        seed: bytes | None = None,
     ) -> SealedScore:
-        """Score ``(X, y)`` against the artifact and seal it.
+        """Score an offer against the artifact and seal it.
 
         Parameters
         ----------
-        X : array (n, d)
-        y : array (n,) of class labels (as in ``manifest.classes``)
+        X : array (n, d), memory map, Parquet path, ``.npy`` path or iterable of batches
+            The offer, read one batch at a time (:func:`mde.offers.offer_batches`).
+        y : array (n,) of class labels (as in ``manifest.classes``), or None
+            None for a Parquet offer (labels in ``label_column``) or an iterable of
+            ``(X, y)`` batches.
         per_record : bool
             Seal each record's score separately (the model owner then learns every record's
             score); by default only the total is sealed.
         batch_size : int
-            Records per ONNX batch; memory stays flat in n.
+            Records per batch; memory stays flat in n.
+        label_column : str
+            The label column of a Parquet offer.
         progress : bool
             Show a progress bar.
+        seed : bytes or None
+            The commitment's 32-byte salt seed; None draws a fresh one (always, unless
+            re-scoring the same offer on another engine to compare).
 
         The guard (:class:`~mde.data_owner.policy.GuardPolicy`) checks this buyer's budgets
         and records the answer, with the commitment's salt seed, in the data owner's ledger
@@ -199,6 +180,8 @@ class Scorer(DataOwnerSession):
             If the answer would pass a budget (nothing is released).
         IdentityError
             If the buyer's name is pinned to another key.
+        InputError
+            If a batch is malformed (the message names the record).
 
         Returns
         -------
@@ -206,84 +189,91 @@ class Scorer(DataOwnerSession):
             Signed by the data owner's identity. For an ``order=2`` artifact the ciphertexts
             of the pairwise total ``s^T Q s`` follow those of the first-order block(s).
         """
-        if (
-            not isinstance(batch_size, (int, np.integer))
-            or isinstance(batch_size, bool)
-            or batch_size < 1
-        ):
-            raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
-        # refuse what no data would change (pins, artifacts) before any record is scored
-        self.ledger.precheck(self.buyer_key, self.manifest_sha256, self.policy, self.buyer_name)
-        Xa, yi = self._validate(X, y, finite=False)  # finiteness is checked per float32 batch
-        n, m = Xa.shape[0], self.manifest.psi_dim
-        pair = self.manifest.pairwise_layout
-        numbers = (n if per_record else 1) + (pair is not None)
-        repeated = offer_repeats(Xa, yi, self._known)  # (near-)copies in the offer count once
-        seed = new_seed()
-        committer, fingerprint = Committer(Xa.shape[1], seed), Fingerprint(Xa.shape[1])
-        dp = self.policy.dp
-        clip = None if dp is None else self._dp_clip(dp.clip)
-        total = np.zeros(m)
-        per: list[np.ndarray] = []
-        starts = range(0, n, batch_size)
-        if progress:
-            from tqdm.auto import tqdm
+        batches = self._batches(X, y, batch_size, label_column)
+        passer = self.begin(per_record, seed)
+        for _ in run_local(self._engine, self.check_batch, batches, passer, progress):
+            pass
+        return self.finish_offer(passer)
 
-            starts = tqdm(starts, desc="scoring", unit="batch")
-        # hashing (one ordered worker thread; hashlib releases the GIL) overlaps with onnxruntime
-        with ThreadPoolExecutor(max_workers=1) as hasher:
-            pending = []
-            for i in starts:
-                xb = np.ascontiguousarray(Xa[i : i + batch_size], dtype=np.float32)
-                check_finite(xb, offset=i)
-                yb = yi[i : i + batch_size]
-                pending.append(hasher.submit(committer.update, xb, yb))
-                pending.append(hasher.submit(fingerprint.update, xb, yb))
-                psi = self._psi_batch(xb, yb)
-                psi[repeated[i : i + batch_size]] = 0.0
-                if self._known is not None:
-                    psi[self._known.excluded(xb, yb)] = (
-                        0.0  # known or outlying records are worth nothing
-                    )
-                if clip is not None:
-                    psi = clip_rows(psi, clip)
-                if per_record:
-                    per.append(psi.astype(np.float64))
-                else:
-                    total += psi.sum(axis=0, dtype=np.float64)
-            for future in pending:
-                future.result()  # re-raise any hashing error
-        z = None
-        if dp is not None and clip is not None:  # the Gaussian mechanism, before Enc(w)
-            z = dp.noise_multiplier
-            dp_rng = np.random.default_rng()  # never the caller's seed: DP noise must be fresh
-            if per_record:
-                per = [np.concatenate(per) + dp_rng.normal(0.0, z * clip, (n, m))]
-            else:
-                total = total + dp_rng.normal(0.0, z * clip, m)
-        # a total is sealed as sum / 2**e with 2**e >= n: O(1) values keep CKKS precise
-        exp = None if per_record else aggregate_exponent(n)
-        blocks = np.concatenate(per) if exp is None else (total / 2.0**exp)[None, :]
+    def _batches(self, X: Any, y: Any, batch_size: int, label_column: str) -> Iterator[RecordBatch]:
+        m = self.manifest
+        return offer_batches(
+            X,
+            y,
+            n_features=m.n_features,
+            batch_size=batch_size,
+            feature_names=m.feature_names,
+            label_column=label_column,
+        )
+
+    def begin(self, per_record: bool, seed: bytes | None = None) -> OfferPass:
+        """Start an offer's pass (refusing first what no data would change: pins, artifacts)."""
+        if seed is not None and (not isinstance(seed, bytes) or len(seed) != 32):
+            raise InputError("seed must be 32 bytes (mde.wire.commitment.new_seed()).")
+        self.ledger.precheck(self.buyer_key, self.manifest_sha256, self.policy, self.buyer_name)
+        m, dp = self.manifest, self.policy.dp
+        clip = None if dp is None else self._dp_clip(dp.clip)
+        z = None if dp is None else dp.noise_multiplier
+        sealer = None
+        if per_record:
+            bound = (
+                None if m.psi_clip is None else norm_bounds(m.psi_clip, m.psi_dim, clip, z).values
+            )
+            ctx, enc_w, keys, layout = self._context, self._enc_w, self._galois, m.layout
+
+            def seal(block: np.ndarray) -> list[bytes]:
+                return seal_blocks(ctx, enc_w, keys, block, layout, m.ckks, None, bound)
+
+            std = None if z is None or clip is None else z * clip
+            sealer = RecordSealer(seal, 16 * layout.tiles, std)
+        seed = new_seed() if seed is None else seed
+        return OfferPass(m.n_features, m.psi_dim, seed, self._known, clip, per_record, sealer)
+
+    def check_batch(self, batch: RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+        """A batch as scored: float32 records (finite) and class indices."""
+        xb = np.ascontiguousarray(batch.X, dtype=np.float32)
+        check_finite(xb, offset=batch.start)
+        return xb, encode_labels(batch.y, self.manifest.classes, xb.shape[0])
+
+    def finish_offer(self, passer: OfferPass) -> SealedScore:
+        """Seal a finished pass, record the answer in the ledger, return the signed score."""
+        n, m, pair = passer.n_records, self.manifest.psi_dim, self.manifest.pairwise_layout
+        per_record, clip = passer.per_record, passer.clip
+        numbers = (n if per_record else 1) + (pair is not None)
+        dp = self.policy.dp
+        z = None if dp is None or clip is None else dp.noise_multiplier
         psi_clip = self.manifest.psi_clip  # the public norm bounds the owner's flooding covers
         norms = None if psi_clip is None else norm_bounds(psi_clip, m, clip, z)
         rows, pairs = (None, None) if norms is None else (norms.values, norms.pairwise)
-        layout, ckks = self.manifest.layout, self.manifest.ckks
-        keys = self._galois
-        cts = seal_blocks(self._context, self._enc_w, keys, blocks, layout, ckks, exp, rows)
+        layout, ckks, keys = self.manifest.layout, self.manifest.ckks, self._galois
+        total = passer.total.value()
+        if passer.sealer is not None:
+            cts = passer.sealer.finish()
+            u = passer.sealer.noised_sum if z is not None else total
+        else:
+            if z is not None and clip is not None:  # the Gaussian mechanism, before Enc(w)
+                total = total + np.random.default_rng().normal(0.0, z * clip, m)
+            # a total is sealed as sum / 2**e with 2**e >= n: O(1) values keep CKKS precise
+            exp = aggregate_exponent(n)
+            cts = seal_blocks(
+                self._context,
+                self._enc_w,
+                keys,
+                (total / 2.0**exp)[None, :],
+                layout,
+                ckks,
+                exp,
+                rows,
+            )
+            u = total
+        assert u is not None  # n >= 1 records were combined
         if pair is not None:  # order-2 proxy: also seal s^T Q s
             e = aggregate_exponent(n)
-            u = (blocks.sum(axis=0) if per_record else total) / 2.0**e
-            cts += seal_blocks(
-                self._context,
-                self._enc_q,
-                keys,
-                pairwise_products(u)[None, :],
-                pair,
-                ckks,
-                2 * e,
-                pairs,
-            )
-        commitment = committer.hexdigest()
+            block = pairwise_products(u / 2.0**e)[None, :]
+            cts += seal_blocks(self._context, self._enc_q, keys, block, pair, ckks, 2 * e, pairs)
+        commitment = passer.committer.hexdigest()
+        dataset = passer.fingerprint.hexdigest()
+        passer.fingerprint.close()
         sealed = SealedScore.build(
             artifact_id=self.manifest.artifact_id,
             manifest_sha256=self.manifest_sha256,
@@ -299,11 +289,11 @@ class Scorer(DataOwnerSession):
         self.ledger.record_answer(
             buyer=self.buyer_key,
             artifact=self.manifest_sha256,
-            dataset=fingerprint.hexdigest(),
+            dataset=dataset,
             numbers=numbers,
             n_records=n,
             commitment=commitment,
-            seed=seed,
+            seed=passer.committer.seed,
             policy=self.policy,
             buyer_name=self.buyer_name,
         )

@@ -23,7 +23,7 @@ from mde.errors import DeliveryError
 from mde.numerics import clip_rows
 from mde.owner.session import HiddenRecord, SealedRecord, Session
 from mde.proxies.base import Proxy
-from mde.proxies.membership import offer_repeats
+from mde.proxies.repeats import offer_repeats
 from mde.proxies.second_order import second_order_efficacy, second_order_step
 from mde.report import EfficacyReport
 from mde.wire.commitment import commit

@@ -18,7 +18,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from mde.errors import InputError, NotFittedError
-from mde.proxies.membership import MembershipSketch, offer_repeats
+from mde.proxies.membership import MembershipSketch
+from mde.proxies.repeats import offer_repeats
 from mde.proxies.second_order import second_order_efficacy
 from mde.report import EFFICACY_UNITS
 from mde.validation import check_matrix, check_Xy, feature_names_of

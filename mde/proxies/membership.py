@@ -33,9 +33,9 @@ import io
 import numpy as np
 
 from mde.errors import ArtifactError, InputError
-from mde.validation import check_number, repeated_records
+from mde.validation import check_number
 
-__all__ = ["MembershipSketch", "offer_repeats"]
+__all__ = ["MembershipSketch"]
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -188,22 +188,22 @@ class MembershipSketch:
         z, res2 = self._project(X)
         return self._known(z, y_idx) | (res2 > self.outlier_threshold_**2)
 
-    def near_repeats(self, X: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        """Boolean mask of the records that share a cell and label, in any grid, with an
-        earlier record of the same array: near-copies inside one offer (the first of each
-        group counts). Computed on the float32-rounded records, as scored and committed."""
+    def screen(self, X: np.ndarray, y_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One projection of the float32-rounded records (as scored and committed) for both
+        screens: ``(cells, excluded)``, the ``(n_tables, n)`` uint64 hashes of each record's
+        cell and label (equal hashes in a table: near-copies, see
+        :class:`~mde.proxies.repeats.RepeatTracker`) and the mask of :meth:`excluded`."""
         X32 = np.asarray(X, dtype=np.float32).astype(np.float64)
+        y = np.asarray(y_idx, dtype=np.int64)
         with np.errstate(invalid="ignore"):  # non-finite records are refused by the caller
-            h = self._hashes(self._project(X32)[0], np.asarray(y_idx, dtype=np.int64))
-        order = np.arange(h.shape[1])
-        out = np.zeros(h.shape[1], dtype=bool)
-        for row in h:
-            _, first, inverse = np.unique(row, return_index=True, return_inverse=True)
-            out |= first[inverse] != order
-        return out
+            z, res2 = self._project(X32)
+            cells = self._hashes(z, y)
+        return cells, self._known_cells(cells) | (res2 > self.outlier_threshold_**2)
 
     def _known(self, z: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        h = self._hashes(z, np.asarray(y_idx, dtype=np.int64))
+        return self._known_cells(self._hashes(z, np.asarray(y_idx, dtype=np.int64)))
+
+    def _known_cells(self, h: np.ndarray) -> np.ndarray:
         table, mask = self._filter()
         hit = table[(h & mask).astype(np.intp)]
         out = np.zeros(h.shape[1], dtype=bool)
@@ -283,14 +283,3 @@ class MembershipSketch:
                 f"membership sketch does not fit records of {n_features} features; refusing it."
             )
         return sketch
-
-
-def offer_repeats(X: np.ndarray, y_idx: np.ndarray, sketch: MembershipSketch | None) -> np.ndarray:
-    """Records of an offer that count zero as repeats of an earlier record: exact copies
-    (float32) and, with a sketch, near-copies (same cell and label in any of its grids).
-    Both owners apply this same rule (the scorer before sealing, the model owner when it
-    verifies a delivery), so copies cannot inflate a price."""
-    out = repeated_records(X, y_idx)
-    if sketch is not None:
-        out |= sketch.near_repeats(X, y_idx)
-    return out

@@ -8,10 +8,18 @@ import pytest
 import mde
 from mde.crypto.sealing import aggregate_exponent
 from mde.data_owner.ledger import DataOwnerLedger
+from mde.proxies.repeats import RepeatTracker, offer_repeats
 from mde.wire.sealed_score import SealedScore
 from mde.wire.signing import SigningKey
 
 FORGER = SigningKey.generate()  # the cheating party signs what it crafts
+
+
+class NoRepeats(RepeatTracker):
+    """A data owner's scorer that skips the repeat screen (the attack)."""
+
+    def update(self, digests: np.ndarray, cells: np.ndarray | None = None) -> np.ndarray:
+        return np.zeros(len(digests), dtype=bool)
 
 
 def _seed(report):
@@ -100,9 +108,7 @@ def test_copies_inside_an_offer_count_once(fresh_proxy, digits, tmp_path, monkey
     )
     fresh_proxy.verify_delivery(X10, y10, report, seed=_seed(report))
     # a data owner that skips the deduplication inflates its score 10x and fails at delivery
-    monkeypatch.setattr(
-        "mde.data_owner.sealed.offer_repeats", lambda X, y, s: np.zeros(len(y), dtype=bool)
-    )
+    monkeypatch.setattr("mde.data_owner.offer_pass.RepeatTracker", NoRepeats)
     path2 = tmp_path / "b.mde"
     fresh_proxy.export(path2)
     inflated = fresh_proxy.open(mde.load_artifact(path2).score(X10, y10))
@@ -118,8 +124,8 @@ def test_near_copies_inside_an_offer_count_once(fresh_proxy, digits, tmp_path) -
     # nine near-copies of every record: pixel noise of 0.02 (pixels span 0..16)
     Xn = np.vstack([X] + [X + rng.normal(0.0, 0.02, X.shape) for _ in range(9)])
     yn = np.concatenate([y] * 10)
-    assert not fresh_proxy.known_.near_repeats(X, y).any()  # the 40 originals are distinct
-    assert fresh_proxy.known_.near_repeats(Xn, yn)[40:].all()
+    assert not offer_repeats(X, y, fresh_proxy.known_).any()  # the 40 originals are distinct
+    assert offer_repeats(Xn, yn, fresh_proxy.known_)[40:].all()
     honest = fresh_proxy.efficacy(X, y)
     assert fresh_proxy.efficacy(Xn, yn) == pytest.approx(honest, rel=1e-12)
     path = tmp_path / "a.mde"

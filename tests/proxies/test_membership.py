@@ -74,7 +74,7 @@ def test_data_owner_ignoring_the_sketch_is_caught_at_delivery(fresh_proxy, digit
     path = tmp_path / "a.mde"
     fresh_proxy.export(path)
     scorer = mde.load_artifact(path)
-    scorer._known = None  # a dishonest scorer that prices copies of the owner's records
+    scorer._known = scorer._engine.sketch = None  # a dishonest scorer pricing copies of D_tr
     X, y = digits.Xtr[:100], digits.ytr[:100]
     report = fresh_proxy.open(scorer.score(X, y))
     assert abs(report.efficacy) > 1e-3
