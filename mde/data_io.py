@@ -1,4 +1,4 @@
-"""Read labelled data sets for the command line: ``.npz`` (arrays X, y) or ``.csv``."""
+"""Read labelled data sets for the command line: ``.npz`` (arrays X, y), ``.csv`` or Parquet."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from mde.errors import InputError
+from mde.offers import is_parquet_path
 
 __all__ = ["read_dataset", "write_npz"]
 
@@ -79,7 +80,13 @@ def read_dataset(
         except ValueError as exc:
             raise InputError(f"{p!r} has a non-numeric feature value: {exc}") from exc
         return X, _label_array([r[j] for r in body])
-    raise InputError(f"unsupported data file {p!r}: use .npz (arrays X and y) or .csv.")
+    if is_parquet_path(p):  # read whole (scoring streams it; see mde.offers)
+        from mde.offers import ParquetOffer
+
+        offer = ParquetOffer(p, label_column or "label")
+        parts = list(offer.batches(1 << 16, len(offer.feature_columns)))
+        return np.concatenate([b.X for b in parts]), np.concatenate([b.y for b in parts])
+    raise InputError(f"unsupported data file {p!r}: use .npz (arrays X and y), .csv or Parquet.")
 
 
 def write_npz(path: str | os.PathLike[str], X: np.ndarray, y: np.ndarray) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from mde.errors import InputError, require
 from mde.validation import check_matrix, feature_names_of
 
-__all__ = ["RecordBatch", "offer_batches", "ParquetOffer", "is_parquet_path"]
+__all__ = ["RecordBatch", "offer_batches", "ParquetOffer", "is_parquet_path", "read_partition"]
 
 
 @dataclass(frozen=True)
@@ -221,52 +221,87 @@ class ParquetOffer:
                 out.append((frag.path, rg.id, rg.num_rows))
         return out
 
-    def batches(
-        self, batch_size: int, n_features: int, start: int = 0, record_batches: Any = None
-    ) -> Iterator[RecordBatch]:
-        """Record batches (of at most ``batch_size``) of the dataset, or of
-        ``record_batches`` (pyarrow batches of one partition) starting at index ``start``."""
-        cols = [*self.feature_columns, self.label_column]
+    def check_width(self, n_features: int) -> None:
+        """Refuse a dataset with another number of feature columns than the artifact's."""
         if len(self.feature_columns) != n_features:
             raise InputError(
                 f"{self.path!r} has {len(self.feature_columns)} feature columns but the artifact "
                 f"expects {n_features}."
             )
-        source = (
-            self.dataset.to_batches(columns=cols, batch_size=batch_size)
-            if record_batches is None
-            else record_batches
+
+    def batches(self, batch_size: int, n_features: int) -> Iterator[RecordBatch]:
+        """The dataset's record batches (of at most ``batch_size`` records), in order."""
+        self.check_width(n_features)
+        cols = [*self.feature_columns, self.label_column]
+        source = self.dataset.to_batches(columns=cols, batch_size=batch_size)
+        yield from _arrow_batches(self.path, source, self.feature_columns, 0)
+
+
+def read_partition(
+    path: str,
+    file: str,
+    row_group: int,
+    feature_columns: list[str],
+    label_column: str,
+    start: int,
+    batch_size: int,
+) -> Iterator[RecordBatch]:
+    """The record batches of one row group of a Parquet offer (what a cluster worker reads),
+    numbered from ``start``, the index of its first record in the offer."""
+    pq = require("pyarrow.parquet", extra="parquet")
+    try:
+        source = pq.ParquetFile(file).iter_batches(
+            batch_size=batch_size, row_groups=[row_group], columns=[*feature_columns, label_column]
         )
+    except Exception as exc:  # pyarrow raises ArrowInvalid and OSError on damaged files
+        raise InputError(f"{file!r} row group {row_group} cannot be read: {exc}") from exc
+    yield from _arrow_batches(path, source, feature_columns, start)
+
+
+def _arrow_batches(
+    path: str, source: Iterable[Any], feature_columns: list[str], start: int
+) -> Iterator[RecordBatch]:
+    first = start
+    try:
         for rb in source:
             if rb.num_rows == 0:
                 continue
-            yield RecordBatch(start, self._features(rb, start), self._labels(rb, start))
+            yield RecordBatch(
+                start,
+                _arrow_features(path, rb, feature_columns, start),
+                _arrow_labels(path, rb, len(feature_columns), start),
+            )
             start += rb.num_rows
-        if start == 0:
-            raise InputError(f"{self.path!r} has no records; there is nothing to score.")
+    except InputError:
+        raise
+    except Exception as exc:  # pyarrow raises ArrowInvalid and OSError on damaged pages
+        raise InputError(f"{path!r} cannot be read past record {start}: {exc}") from exc
+    if start == first:
+        raise InputError(f"{path!r} has no records; there is nothing to score.")
 
-    def _features(self, rb: Any, start: int) -> np.ndarray:
-        X = np.empty((rb.num_rows, len(self.feature_columns)), dtype=np.float64)
-        for j, name in enumerate(self.feature_columns):
-            col = rb.column(j)
-            if col.null_count:
-                row = int(np.flatnonzero(np.asarray(col.is_null()))[0])
-                raise InputError(
-                    f"{self.path!r} has an empty value at record {start + row}, column "
-                    f"{name!r}; impute or drop it before scoring."
-                )
-            try:
-                X[:, j] = col.to_numpy(zero_copy_only=False)
-            except (TypeError, ValueError) as exc:
-                raise InputError(
-                    f"{self.path!r} column {name!r} is not numeric ({col.type}); encode it as "
-                    "numbers."
-                ) from exc
-        return X
 
-    def _labels(self, rb: Any, start: int) -> np.ndarray:
-        col = rb.column(len(self.feature_columns))
+def _arrow_features(path: str, rb: Any, names: list[str], start: int) -> np.ndarray:
+    X = np.empty((rb.num_rows, len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        col = rb.column(j)
         if col.null_count:
             row = int(np.flatnonzero(np.asarray(col.is_null()))[0])
-            raise InputError(f"{self.path!r} has no label at record {start + row}.")
-        return np.asarray(col.to_numpy(zero_copy_only=False))
+            raise InputError(
+                f"{path!r} has an empty value at record {start + row}, column {name!r}; impute "
+                "or drop it before scoring."
+            )
+        try:
+            X[:, j] = col.to_numpy(zero_copy_only=False)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"{path!r} column {name!r} is not numeric ({col.type}); encode it as numbers."
+            ) from exc
+    return X
+
+
+def _arrow_labels(path: str, rb: Any, j: int, start: int) -> np.ndarray:
+    col = rb.column(j)
+    if col.null_count:
+        row = int(np.flatnonzero(np.asarray(col.is_null()))[0])
+        raise InputError(f"{path!r} has no label at record {start + row}.")
+    return np.asarray(col.to_numpy(zero_copy_only=False))

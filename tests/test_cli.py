@@ -581,3 +581,37 @@ def test_pin_identity_and_require_pinned(files, capsys):
     assert "64 lowercase hex" in capsys.readouterr().err
     assert main(["pin", "--name", "model-owner", "--key", buyer]) == 0
     assert main(score) == 0 and (d / "s.mdeseal").exists()
+
+
+def test_a_parquet_offer_is_scored_streamed_delivered_and_settled(files, digits, capsys):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    d, _ = files
+    names = [f"f{i}" for i in range(64)]
+    table = pa.table({**{n: digits.Xc[:, i] for i, n in enumerate(names)}, "label": digits.yc})
+    pq.write_table(table, d / "offer.parquet", row_group_size=64)
+    build = ["build", "--model", str(d / "model.joblib"), "--train", str(d / "train.npz")]
+    build += ["--test", str(d / "test.npz"), "--option", "n_components=8"]
+    build += ["--artifact-out", str(d / "a.mde"), "--proxy-out", str(d / "p.mdeproxy")]
+    assert main(build) == 0
+    score = ["score", "--artifact", str(d / "a.mde"), "--data", str(d / "offer.parquet")]
+    assert main([*score, "--batch-size", "50", "--out", str(d / "s.mdeseal"), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n}\n")[-2] + "\n}")["n_records"] == 300
+    opened = ["open", "--proxy", str(d / "p.mdeproxy"), "--sealed", str(d / "s.mdeseal")]
+    assert (
+        main(
+            [
+                *opened,
+                "--pricing",
+                "linear:rate=10",
+                "--quote-out",
+                str(d / "quote.mdequote"),
+                "--report-out",
+                str(d / "r.json"),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    parquet, proxy = str(d / "offer.parquet"), str(d / "p.mdeproxy")
+    assert _deliver_and_settle(d, str(d / "a.mde"), proxy, parquet) == 0

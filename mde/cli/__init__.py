@@ -64,7 +64,26 @@ def _parser() -> argparse.ArgumentParser:
         "score", help="data owner: score local data against an artifact; write a sealed score"
     )
     s.add_argument("--artifact", required=True)
-    s.add_argument("--data", required=True)
+    s.add_argument(
+        "--data",
+        required=True,
+        help="the offer: .npz (X, y), .csv, .npy features (with --labels), or a Parquet file "
+        "or directory (streamed in batches)",
+    )
+    s.add_argument("--labels", default=None, help="a .npy label file for a .npy --data")
+    s.add_argument(
+        "--engine",
+        choices=["local", "dask"],
+        default="local",
+        help="local: this process (default); dask: a Parquet offer on a Dask cluster",
+    )
+    s.add_argument(
+        "--scheduler",
+        default=None,
+        help="the Dask scheduler address (default: start a local cluster on 127.0.0.1)",
+    )
+    s.add_argument("--workers", type=int, default=2, help="local Dask cluster workers (2)")
+    s.add_argument("--batch-size", type=int, default=4096, help="records per batch (4096)")
     s.add_argument(
         "--per-record",
         action="store_true",

@@ -8,6 +8,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from mde.cli.offer_input import score_offer
 from mde.errors import InputError
 
 __all__ = [
@@ -160,8 +161,7 @@ def cmd_score(a: argparse.Namespace) -> int:
             f"{a.artifact!r} is a hidden-mode artifact: there is no proxy to run locally. "
             "Encrypt the records with `mde encrypt` and send the request to the model owner."
         )
-    X, y = read_dataset(a.data, a.label_column)
-    sealed = scorer.score(X, y, per_record=a.per_record, progress=not a.quiet)
+    sealed = score_offer(scorer, a, read_dataset)
     blob = sealed.to_bytes()
     with open(a.out, "wb") as fh:
         fh.write(blob)

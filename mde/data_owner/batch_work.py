@@ -21,10 +21,10 @@ from mde.data_owner.offer_pass import OfferPass
 from mde.errors import ArtifactError, require
 from mde.offers import RecordBatch
 from mde.proxies.membership import MembershipSketch
-from mde.validation import record_digests
+from mde.validation import check_finite, encode_labels, record_digests
 from mde.wire.commitment import batch_leaves
 
-__all__ = ["PsiEngine", "hash_batch", "engine_for", "run_local"]
+__all__ = ["PsiEngine", "check_batch", "hash_batch", "engine_for", "run_local"]
 
 
 class PsiEngine:
@@ -84,6 +84,14 @@ class PsiEngine:
             return psi, None, np.zeros(X32.shape[0], dtype=bool)
         cells, excluded = self.sketch.screen(X32, y_idx)
         return psi, cells, excluded
+
+
+def check_batch(batch: RecordBatch, classes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A batch as scored: C-contiguous float32 records (finite; the error names the record)
+    and int64 class indices."""
+    xb = np.ascontiguousarray(batch.X, dtype=np.float32)
+    check_finite(xb, offset=batch.start)
+    return xb, encode_labels(batch.y, classes, xb.shape[0])
 
 
 def hash_batch(

@@ -11,6 +11,7 @@ bytes per record and key stream for the repeat rule, nothing per record otherwis
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from mde.proxies.membership import MembershipSketch
 from mde.proxies.repeats import RepeatTracker
 from mde.wire.commitment import Committer, Fingerprint
 
-__all__ = ["OfferPass", "RecordSealer", "scored_values"]
+__all__ = ["OfferPass", "OfferSummary", "RecordSealer", "scored_values"]
 
 
 def scored_values(
@@ -37,6 +38,18 @@ def scored_values(
     total = ExactSum(psi.shape[1])
     total.add(psi)
     return total
+
+
+@dataclass(frozen=True)
+class OfferSummary:
+    """What the data owner's last pass sealed, for its own eyes (never sent): the records
+    scored, how many scored zero (repeats, known or outlying), the plaintext psi total
+    (exact, before DP noise) and the commitment."""
+
+    n_records: int
+    n_zero: int
+    psi_total: np.ndarray
+    commitment: str
 
 
 class RecordSealer:

@@ -13,14 +13,14 @@ from mde.crypto.params import galois_steps
 from mde.crypto.seal_io import check_artifact_encryptions, load_galois_keys
 from mde.crypto.sealing import aggregate_exponent, pairwise_products, seal_blocks
 from mde.data_owner.base import DataOwnerSession
-from mde.data_owner.batch_work import PsiEngine, run_local
+from mde.data_owner.batch_work import PsiEngine, check_batch, run_local
 from mde.data_owner.guard import admit_graph
 from mde.data_owner.ledger import DataOwnerLedger
-from mde.data_owner.offer_pass import OfferPass, RecordSealer
+from mde.data_owner.offer_pass import OfferPass, OfferSummary, RecordSealer
 from mde.data_owner.policy import GuardPolicy
 from mde.errors import ArtifactError, InputError, ProtocolError, require
 from mde.offers import RecordBatch, offer_batches
-from mde.validation import check_finite, check_matrix, encode_labels
+from mde.validation import check_matrix, encode_labels
 from mde.wire.artifact import ArtifactManifest, SealedArtifact
 from mde.wire.commitment import new_seed
 from mde.wire.sealed_score import SealedScore
@@ -38,6 +38,7 @@ class Scorer(DataOwnerSession):
 
     mode = "sealed-value"
     manifest: ArtifactManifest
+    last_summary: OfferSummary | None = None  # the last offer sealed (local, never sent)
 
     def __init__(
         self,
@@ -231,9 +232,7 @@ class Scorer(DataOwnerSession):
 
     def check_batch(self, batch: RecordBatch) -> tuple[np.ndarray, np.ndarray]:
         """A batch as scored: float32 records (finite) and class indices."""
-        xb = np.ascontiguousarray(batch.X, dtype=np.float32)
-        check_finite(xb, offset=batch.start)
-        return xb, encode_labels(batch.y, self.manifest.classes, xb.shape[0])
+        return check_batch(batch, list(self.manifest.classes))
 
     def finish_offer(self, passer: OfferPass) -> SealedScore:
         """Seal a finished pass, record the answer in the ledger, return the signed score."""
@@ -272,6 +271,7 @@ class Scorer(DataOwnerSession):
             block = pairwise_products(u / 2.0**e)[None, :]
             cts += seal_blocks(self._context, self._enc_q, keys, block, pair, ckks, 2 * e, pairs)
         commitment = passer.committer.hexdigest()
+        self.last_summary = OfferSummary(n, passer.n_zero, passer.total.value(), commitment)
         dataset = passer.fingerprint.hexdigest()
         passer.fingerprint.close()
         sealed = SealedScore.build(
