@@ -8,11 +8,8 @@ Model owner: ``owner = build_proxy(...)`` -> ``owner.export`` (public artifact) 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mde.crypto.params import CKKSParams
-from mde.data_owner import DataOwnerSession, HiddenClient, Scorer, load_artifact
-from mde.data_owner.policy import DPPolicy, GuardPolicy
 from mde.errors import (
     AdapterError,
     ArtifactError,
@@ -30,12 +27,54 @@ from mde.errors import (
     SealedScoreError,
     StorageError,
 )
-from mde.owner import ModelOwner, build_proxy, load_proxy
-from mde.proxies import Proxy, proxy_kinds, register_proxy
-from mde.report import EfficacyReport
 from mde.version import __version__
-from mde.wire import SealedScore
-from mde.wire.signing import SigningKey
+
+if TYPE_CHECKING:
+    from mde.crypto.params import CKKSParams
+    from mde.data_owner import DataOwnerSession, HiddenClient, Scorer, load_artifact
+    from mde.data_owner.policy import DPPolicy, GuardPolicy
+    from mde.owner import ModelOwner, build_proxy, load_proxy
+    from mde.proxies import Proxy, proxy_kinds, register_proxy
+    from mde.report import EfficacyReport
+    from mde.wire import SealedScore
+    from mde.wire.signing import SigningKey
+
+# the public API is imported on first use: `mde --help` and a data owner's scorer load only
+# what they need (no scikit-learn, no model-owner steps)
+_LAZY = {
+    "CKKSParams": "mde.crypto.params",
+    "DataOwnerSession": "mde.data_owner",
+    "HiddenClient": "mde.data_owner",
+    "Scorer": "mde.data_owner",
+    "load_artifact": "mde.data_owner",
+    "DPPolicy": "mde.data_owner.policy",
+    "GuardPolicy": "mde.data_owner.policy",
+    "ModelOwner": "mde.owner",
+    "build_proxy": "mde.owner",
+    "load_proxy": "mde.owner",
+    "Proxy": "mde.proxies",
+    "proxy_kinds": "mde.proxies",
+    "register_proxy": "mde.proxies",
+    "EfficacyReport": "mde.report",
+    "SealedScore": "mde.wire",
+    "SigningKey": "mde.wire.signing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mde' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "__version__",

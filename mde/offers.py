@@ -216,9 +216,12 @@ class ParquetOffer:
         """``(file, row_group, n_rows)`` of every row group, in the dataset's order: the
         partitions a cluster scores."""
         out: list[tuple[str, int, int]] = []
-        for frag in self.dataset.get_fragments():
-            for rg in frag.row_groups:
-                out.append((frag.path, rg.id, rg.num_rows))
+        try:
+            for frag in self.dataset.get_fragments():
+                for rg in frag.row_groups:
+                    out.append((frag.path, rg.id, rg.num_rows))
+        except Exception as exc:  # pyarrow raises ArrowInvalid and OSError on damaged files
+            raise InputError(f"{self.path!r} has a damaged Parquet footer: {exc}") from exc
         return out
 
     def check_width(self, n_features: int) -> None:
@@ -232,9 +235,21 @@ class ParquetOffer:
     def batches(self, batch_size: int, n_features: int) -> Iterator[RecordBatch]:
         """The dataset's record batches (of at most ``batch_size`` records), in order."""
         self.check_width(n_features)
-        cols = [*self.feature_columns, self.label_column]
-        source = self.dataset.to_batches(columns=cols, batch_size=batch_size)
-        yield from _arrow_batches(self.path, source, self.feature_columns, 0)
+        start = 0
+        for file, row_group, n in self.fragments():
+            if n:
+                yield from read_partition(
+                    self.path,
+                    file,
+                    row_group,
+                    self.feature_columns,
+                    self.label_column,
+                    start,
+                    batch_size,
+                )
+            start += n
+        if start == 0:
+            raise InputError(f"{self.path!r} has no records; there is nothing to score.")
 
 
 def read_partition(
@@ -247,61 +262,68 @@ def read_partition(
     batch_size: int,
 ) -> Iterator[RecordBatch]:
     """The record batches of one row group of a Parquet offer (what a cluster worker reads),
-    numbered from ``start``, the index of its first record in the offer."""
+    numbered from ``start``, the index of its first record in the offer. The row group is
+    read whole (memory: about one row group; write offers with row groups of at most about
+    100,000 records), then cut into batches."""
     pq = require("pyarrow.parquet", extra="parquet")
     try:
-        source = pq.ParquetFile(file).iter_batches(
-            batch_size=batch_size, row_groups=[row_group], columns=[*feature_columns, label_column]
-        )
-    except Exception as exc:  # pyarrow raises ArrowInvalid and OSError on damaged files
-        raise InputError(f"{file!r} row group {row_group} cannot be read: {exc}") from exc
-    yield from _arrow_batches(path, source, feature_columns, start)
-
-
-def _arrow_batches(
-    path: str, source: Iterable[Any], feature_columns: list[str], start: int
-) -> Iterator[RecordBatch]:
-    first = start
-    try:
-        for rb in source:
-            if rb.num_rows == 0:
-                continue
-            yield RecordBatch(
-                start,
-                _arrow_features(path, rb, feature_columns, start),
-                _arrow_labels(path, rb, len(feature_columns), start),
-            )
-            start += rb.num_rows
+        reader = pq.ParquetFile(file, pre_buffer=False)
+        n = reader.metadata.row_group(row_group).num_rows
+        X: np.ndarray | None = None
+        # a few columns at a time: Arrow's decoding buffers stay a fraction of the row group
+        for j in range(0, len(feature_columns), _COLUMNS_PER_READ):
+            names = feature_columns[j : j + _COLUMNS_PER_READ]
+            part = reader.read_row_group(row_group, columns=names, use_threads=False)
+            block = _arrow_features(path, part, names, start)
+            if X is None:
+                X = np.empty((n, len(feature_columns)), dtype=block.dtype)
+            X[:, j : j + len(names)] = block
+            del part, block
+        label = reader.read_row_group(row_group, columns=[label_column], use_threads=False)
     except InputError:
         raise
-    except Exception as exc:  # pyarrow raises ArrowInvalid and OSError on damaged pages
-        raise InputError(f"{path!r} cannot be read past record {start}: {exc}") from exc
-    if start == first:
-        raise InputError(f"{path!r} has no records; there is nothing to score.")
+    except Exception as exc:  # pyarrow raises ArrowInvalid and OSError on damaged files
+        raise InputError(f"{file!r} row group {row_group} cannot be read: {exc}") from exc
+    y = _arrow_labels(path, label, 0, start)
+    assert X is not None and len(y) == n  # a row group has at least one feature column
+    for i in range(0, n, batch_size):
+        yield RecordBatch(start + i, X[i : i + batch_size], y[i : i + batch_size])
 
 
-def _arrow_features(path: str, rb: Any, names: list[str], start: int) -> np.ndarray:
-    X = np.empty((rb.num_rows, len(names)), dtype=np.float64)
-    for j, name in enumerate(names):
-        col = rb.column(j)
+_COLUMNS_PER_READ = 128
+
+
+def _first_null(col: Any) -> int:
+    return int(np.flatnonzero(np.asarray(col.is_null()))[0])
+
+
+def _arrow_features(path: str, table: Any, names: list[str], start: int) -> np.ndarray:
+    pa = require("pyarrow", extra="parquet")
+    cols = [table.column(j) for j in range(len(names))]
+    for name, col in zip(names, cols):
         if col.null_count:
-            row = int(np.flatnonzero(np.asarray(col.is_null()))[0])
             raise InputError(
-                f"{path!r} has an empty value at record {start + row}, column {name!r}; impute "
-                "or drop it before scoring."
+                f"{path!r} has an empty value at record {start + _first_null(col)}, column "
+                f"{name!r}; impute or drop it before scoring."
             )
-        try:
-            X[:, j] = col.to_numpy(zero_copy_only=False)
-        except (TypeError, ValueError) as exc:
+        if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
             raise InputError(
                 f"{path!r} column {name!r} is not numeric ({col.type}); encode it as numbers."
-            ) from exc
+            )
+    if all(c.type == cols[0].type and pa.types.is_floating(c.type) for c in cols):
+        # one row-major copy from Arrow's columns (floats: exact as float32 or float64)
+        chunked = pa.Table.from_arrays(cols, names=[str(j) for j in range(len(cols))])
+        batch = chunked.combine_chunks().to_batches()
+        if len(batch) == 1:
+            return np.asarray(batch[0].to_tensor(row_major=True))
+    X = np.empty((table.num_rows, len(names)), dtype=np.float64)
+    for j, col in enumerate(cols):  # mixed or integer columns, one at a time (exact to float64)
+        X[:, j] = col.to_numpy()
     return X
 
 
-def _arrow_labels(path: str, rb: Any, j: int, start: int) -> np.ndarray:
-    col = rb.column(j)
+def _arrow_labels(path: str, table: Any, j: int, start: int) -> np.ndarray:
+    col = table.column(j)
     if col.null_count:
-        row = int(np.flatnonzero(np.asarray(col.is_null()))[0])
-        raise InputError(f"{path!r} has no label at record {start + row}.")
-    return np.asarray(col.to_numpy(zero_copy_only=False))
+        raise InputError(f"{path!r} has no label at record {start + _first_null(col)}.")
+    return np.asarray(col.to_numpy())

@@ -1,7 +1,12 @@
-"""The registry of proxy kinds; each kind registers itself in its own module."""
+"""The registry of proxy kinds; each kind registers itself in its own module.
+
+The built-in kinds' modules (scikit-learn and scipy behind them) are imported on the first
+look-up, not with the package: the data owner's scorer never needs them.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mde.errors import InputError
@@ -13,6 +18,16 @@ __all__ = ["register_proxy", "proxy_kinds", "proxy_class", "make_proxy"]
 
 P = TypeVar("P", bound="type[Proxy]")
 _KINDS: dict[str, type[Proxy]] = {}
+_BUILTIN_MODULES = ("influence", "poly", "student", "tree")
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        for name in _BUILTIN_MODULES:
+            importlib.import_module(f"mde.proxies.{name}")
 
 
 def register_proxy(cls: P) -> P:
@@ -24,6 +39,8 @@ def register_proxy(cls: P) -> P:
         If another class already holds that kind.
     """
     kind = cls.kind
+    if cls.__module__.removeprefix("mde.proxies.") not in _BUILTIN_MODULES:
+        _load_builtins()  # a user's kind must not take a built-in name
     if kind in _KINDS and _KINDS[kind] is not cls:
         raise InputError(f"proxy kind {kind!r} is already registered by {_KINDS[kind].__name__}.")
     _KINDS[kind] = cls
@@ -32,6 +49,7 @@ def register_proxy(cls: P) -> P:
 
 def proxy_kinds() -> list[str]:
     """Names of the registered proxy kinds."""
+    _load_builtins()
     return sorted(_KINDS)
 
 
@@ -43,6 +61,7 @@ def proxy_class(kind: str) -> type[Proxy]:
     InputError
         If no class is registered under ``kind``.
     """
+    _load_builtins()
     if kind not in _KINDS:
         raise InputError(f"unknown proxy kind {kind!r}; choose one of {proxy_kinds()}.")
     return _KINDS[kind]

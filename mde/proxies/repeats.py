@@ -4,8 +4,10 @@ Both owners apply this one rule, the data owner before sealing and the model own
 verifies a delivery, so copies cannot inflate a price. A record repeats an earlier one if
 its :func:`~mde.validation.record_digests` key (exact copy after float32 rounding) or, with
 a membership sketch, its cell and label in any of the sketch's grids (near-copy) equal an
-earlier record's. :class:`RepeatTracker` applies the rule to an offer streamed in batches,
-in about 8 bytes per record and key stream, with the same answer as one batch.
+earlier record's. With a sketch only the cells are kept: an exact copy (the same float32
+record, hence the same projection) shares every cell with its original.
+:class:`RepeatTracker` applies the rule to an offer streamed in batches, in about 8 bytes per record and key stream (one, or the sketch's
+``n_tables``), with the same answer as one batch.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ def digest_keys(digests: np.ndarray) -> np.ndarray:
 
 class SeenKeys:
     """The uint64 keys seen so far, as sorted runs merged like a binary counter: about 8
-    bytes per distinct key and ``O(log n)`` runs, ``O(n log n)`` work over a stream."""
+    bytes per distinct key and ``O(log n)`` runs, ``O(n log n)`` work over a stream. Runs
+    stop growing at ``max_run`` keys, which bounds a merge's transient memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_run: int = 1 << 23) -> None:
+        self.max_run = max_run
         self._runs: list[np.ndarray] = []
 
     def __len__(self) -> int:
@@ -48,7 +52,11 @@ class SeenKeys:
         fresh = uniq[~hit]
         if len(fresh):
             self._runs.append(fresh)
-        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+        while (
+            len(self._runs) > 1
+            and len(self._runs[-2]) <= 2 * len(self._runs[-1])
+            and len(self._runs[-2]) + len(self._runs[-1]) <= self.max_run
+        ):
             top = self._runs.pop()
             merged = np.concatenate([self._runs.pop(), top])  # disjoint runs
             merged.sort()
@@ -67,10 +75,10 @@ class RepeatTracker:
 
     def __init__(self, sketch: MembershipSketch | None) -> None:
         self.sketch = sketch
-        # one set for every key stream (exact, then each grid): keys are 64-bit hashes, so a
-        # key of one stream equals one of another with probability 2**-64, as within one
+        # one set for every key stream (the exact key, or each grid's cell): keys are 64-bit
+        # hashes, so a key of one stream equals one of another with probability 2**-64
         self._seen = SeenKeys()
-        self._streams = 1 + (0 if sketch is None else sketch.n_tables)
+        self._streams = 1 if sketch is None else sketch.n_tables
 
     def update(self, digests: np.ndarray, cells: np.ndarray | None = None) -> np.ndarray:
         """Mask of the batch's records that repeat an earlier record of the offer.
@@ -78,15 +86,17 @@ class RepeatTracker:
         Parameters
         ----------
         digests : numpy.ndarray
-            ``(n, 16)`` :func:`~mde.validation.record_digests` of the batch.
+            ``(n, 16)`` :func:`~mde.validation.record_digests` of the batch (the exact key
+            when there is no sketch).
         cells : numpy.ndarray or None
             ``(n_tables, n)`` cell hashes from ``sketch.screen`` (required with a sketch).
         """
-        keys = digest_keys(digests)
-        if self._streams > 1:
-            if cells is None or cells.shape != (self._streams - 1, len(keys)):
+        if self.sketch is None:
+            keys = digest_keys(digests)
+        else:
+            if cells is None or cells.shape != (self._streams, len(digests)):
                 raise ValueError("a tracker with a sketch needs each batch's cell hashes")
-            keys = np.concatenate([keys, cells.ravel()])
+            keys = cells.ravel()
         seen = self._seen.update(keys).reshape(self._streams, -1)
         return np.asarray(seen.any(axis=0), dtype=bool)
 

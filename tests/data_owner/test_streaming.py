@@ -168,10 +168,10 @@ def test_the_streamed_repeat_rule_is_the_one_batch_rule(proxy, digits) -> None: 
     whole = offer_repeats(X, y, sketch)
     assert whole[300:340].all() and whole[-30:].all() and not whole[:300].any()
     tracker = RepeatTracker(sketch)
-    parts = [
-        tracker.update(record_digests(X[i : i + 37], y[i : i + 37]), sketch.screen(X[i : i + 37], y[i : i + 37])[0])
-        for i in range(0, len(y), 37)
-    ]  # fmt: skip
+    parts = []
+    for i in range(0, len(y), 37):
+        xb, yb = X[i : i + 37], y[i : i + 37]
+        parts.append(tracker.update(record_digests(xb, yb), sketch.screen(xb, yb)[0]))
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
