@@ -6,8 +6,9 @@ its :func:`~mde.validation.record_digests` key (exact copy after float32 roundin
 a membership sketch, its cell and label in any of the sketch's grids (near-copy) equal an
 earlier record's. With a sketch only the cells are kept: an exact copy (the same float32
 record, hence the same projection) shares every cell with its original.
-:class:`RepeatTracker` applies the rule to an offer streamed in batches, in about 8 bytes per record and key stream (one, or the sketch's
-``n_tables``), with the same answer as one batch.
+
+:class:`RepeatTracker` applies the rule to an offer streamed in batches, in about 8 bytes
+per record and key stream (one, or the sketch's ``n_tables``), with the answer of one batch.
 """
 
 from __future__ import annotations
