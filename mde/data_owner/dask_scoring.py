@@ -24,7 +24,7 @@ from mde.data_owner.offer_pass import scored_values
 from mde.data_owner.sealed import Scorer
 from mde.errors import InputError
 from mde.numerics import ExactSum
-from mde.offers import ParquetOffer, read_partition
+from mde.offers import ParquetOffer, clear_reader_cache, read_partition
 from mde.wire.sealed_score import SealedScore
 
 __all__ = ["score_on_dask"]
@@ -124,6 +124,23 @@ def score_on_dask(
         return client.submit(_screen_partition, members, spec, *job, pure=False)
 
     running = [submit(job) for job in jobs[:window]]
+    try:
+        _combine(client, passer, running, jobs, submit, window, per_record)
+    finally:
+        client.run(clear_reader_cache)  # the workers' open footers
+    return scorer.finish_offer(passer)
+
+
+def _combine(
+    client: Any,
+    passer: Any,
+    running: list[Any],
+    jobs: list[tuple[str, int, int]],
+    submit: Any,
+    window: int,
+    per_record: bool,
+) -> None:
+    """Combine the partitions in the offer's order, keeping ``window`` in flight."""
     for k in range(len(jobs)):
         result = running[k]
         zero = passer.screen(*client.submit(_hashes, result).result())
@@ -132,4 +149,3 @@ def score_on_dask(
         result.release()
         if k + window < len(jobs):
             running.append(submit(jobs[k + window]))
-    return scorer.finish_offer(passer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mde.errors import InputError
+from mde.proxies.pca import principal_axes
 
 __all__ = ["fit_compression"]
 
@@ -34,18 +35,17 @@ def fit_compression(
     """
     n, d = X.shape
     r = int(max(1, min(n_components, d, n - 1)))
-    mean = X.mean(axis=0)
-    Xc = X - mean
     if method == "pca":
-        # economy SVD of the centred data; rows of Vt are principal axes
-        _, s, vt = np.linalg.svd(Xc, full_matrices=False)
+        # rows of vt are principal axes (exact SVD for small data, randomised for large)
+        mean, s, vt = principal_axes(X, r, rng)
         keep = s[:r] > s[0] * 1e-8
         basis = vt[:r][keep].T
     elif method == "random":
+        mean = X.mean(axis=0)
         basis = rng.standard_normal((d, r)) / np.sqrt(r)
     else:
         raise InputError(f"compression must be 'pca' or 'random', got {method!r}.")
-    Z = Xc @ basis
+    Z = X @ basis - mean @ basis  # no centred copy of X
     scale = Z.std(axis=0)
     scale[scale < 1e-12] = 1.0
     basis = basis / scale

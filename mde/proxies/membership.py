@@ -33,6 +33,7 @@ import io
 import numpy as np
 
 from mde.errors import ArtifactError, InputError
+from mde.proxies.pca import principal_axes
 from mde.validation import check_number
 
 __all__ = ["MembershipSketch"]
@@ -100,8 +101,7 @@ class MembershipSketch:
             )
         )
         rng = np.random.default_rng(random_state)
-        self.mean_ = Xf.mean(axis=0)
-        _, s, vt = np.linalg.svd(Xf - self.mean_, full_matrices=False)
+        self.mean_, s, vt = principal_axes(Xf, self.n_components, rng)
         std = s / np.sqrt(Xf.shape[0] - 1)
         rank = int(np.sum(std > 1e-9 * max(std[0], 1e-300)))
         k = min(self.n_components, rank)

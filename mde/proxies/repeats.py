@@ -29,14 +29,34 @@ def digest_keys(digests: np.ndarray) -> np.ndarray:
 class SeenKeys:
     """The uint64 keys seen so far, as sorted runs merged like a binary counter: about 8
     bytes per distinct key and ``O(log n)`` runs, ``O(n log n)`` work over a stream. Runs
-    stop growing at ``max_run`` keys, which bounds a merge's transient memory."""
+    stop growing at ``max_run`` keys, which bounds a merge's transient memory. A bitmap of
+    the keys' top bits (half a byte per key) answers most queries for a fresh key without
+    searching the runs; a set bit is confirmed in the runs, so answers are exact."""
 
     def __init__(self, max_run: int = 1 << 23) -> None:
         self.max_run = max_run
         self._runs: list[np.ndarray] = []
+        self._n = 0
+        self._bits = 0  # log2 of the bitmap's length in bits
+        self._bitmap = np.zeros(0, dtype=np.uint8)
 
     def __len__(self) -> int:
-        return sum(len(r) for r in self._runs)
+        return self._n
+
+    def _maybe_seen(self, keys: np.ndarray) -> np.ndarray:
+        if not self._bits:
+            return np.zeros(len(keys), dtype=bool)
+        idx = keys >> np.uint64(64 - self._bits)
+        byte = self._bitmap[(idx >> np.uint64(3)).astype(np.intp)]
+        return ((byte >> (idx & np.uint64(7)).astype(np.uint8)) & np.uint8(1)).astype(bool)
+
+    def _mark(self, keys: np.ndarray) -> None:
+        idx = keys >> np.uint64(64 - self._bits)
+        np.bitwise_or.at(
+            self._bitmap,
+            (idx >> np.uint64(3)).astype(np.intp),
+            np.left_shift(np.uint8(1), (idx & np.uint64(7)).astype(np.uint8)),
+        )
 
     def update(self, keys: np.ndarray) -> np.ndarray:
         """Add a batch of keys; return the mask of those equal to an earlier key (earlier
@@ -46,23 +66,40 @@ class SeenKeys:
         mask = np.ones(len(keys), dtype=bool)
         mask[first] = False
         hit = np.zeros(len(uniq), dtype=bool)
-        for run in self._runs:
-            pos = np.minimum(np.searchsorted(run, uniq), len(run) - 1)
-            hit |= run[pos] == uniq
+        ask = np.flatnonzero(self._maybe_seen(uniq))
+        if len(ask):
+            q = uniq[ask]
+            found = np.zeros(len(q), dtype=bool)
+            for run in self._runs:
+                pos = np.minimum(np.searchsorted(run, q), len(run) - 1)
+                found |= run[pos] == q
+            hit[ask[found]] = True
         mask[first[hit]] = True
         fresh = uniq[~hit]
         if len(fresh):
-            self._runs.append(fresh)
+            self._add(fresh)
+        return mask
+
+    def _add(self, fresh: np.ndarray) -> None:
+        self._runs.append(fresh)
+        self._n += len(fresh)
         while (
             len(self._runs) > 1
             and len(self._runs[-2]) <= 2 * len(self._runs[-1])
             and len(self._runs[-2]) + len(self._runs[-1]) <= self.max_run
         ):
             top = self._runs.pop()
-            merged = np.concatenate([self._runs.pop(), top])  # disjoint runs
-            merged.sort()
+            merged = np.concatenate([self._runs.pop(), top])  # disjoint sorted runs
+            merged.sort(kind="stable")  # a merge of two sorted runs: linear
             self._runs.append(merged)
-        return mask
+        want = max(12, int(np.ceil(np.log2(4 * self._n))))  # 4 bits per key
+        if want > self._bits:  # grown past the bitmap: rebuild it from every run
+            self._bits = want
+            self._bitmap = np.zeros(1 << (want - 3), dtype=np.uint8)
+            for run in self._runs:
+                self._mark(run)
+        else:
+            self._mark(fresh)
 
 
 class RepeatTracker:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mde.proxies.pca import principal_axes
+
 __all__ = ["InputSampler"]
 
 
@@ -39,8 +41,7 @@ class InputSampler:
     def fit(self, X: np.ndarray) -> InputSampler:
         self.X_ = X
         self.lo_, self.hi_ = X.min(axis=0), X.max(axis=0)
-        Xc = X - X.mean(axis=0)
-        _, s, vt = np.linalg.svd(Xc, full_matrices=False)
+        _, s, vt = principal_axes(X, self.max_dim, np.random.default_rng(self.random_state))
         r = int(min(self.max_dim, len(s)))
         self.components_ = vt[:r]
         self.scales_ = s[:r] / np.sqrt(max(X.shape[0] - 1, 1))
