@@ -30,6 +30,8 @@ from mde.proxies.registry import register_proxy
 from mde.proxies.sampling import InputSampler
 from mde.validation import check_number
 
+EPOCH_RECORDS = 16_384
+
 __all__ = ["StudentProxy"]
 
 
@@ -173,10 +175,13 @@ class StudentProxy(HeadProxy):
         self.loss_history_: list[float] = []
         start = time.perf_counter()
         gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        # an epoch visits at most EPOCH_RECORDS records (a fresh random subset each time):
+        # large D_tr trains in bounded time; smaller sets see every record every epoch
+        per_epoch = min(Z.shape[0], EPOCH_RECORDS)
         for _ in range(epochs):
-            order = torch.randperm(Z.shape[0], generator=gen)
+            order = torch.randperm(Z.shape[0], generator=gen)[:per_epoch]
             total = 0.0
-            for i in range(0, Z.shape[0], batch):
+            for i in range(0, per_epoch, batch):
                 idx = order[i : i + batch]
                 logits = forward(Z[idx])
                 log_s = torch.log_softmax(logits / T, dim=1)
@@ -189,7 +194,7 @@ class StudentProxy(HeadProxy):
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
-            self.loss_history_.append(total / Z.shape[0])
+            self.loss_history_.append(total / per_epoch)
         self.train_seconds_ = time.perf_counter() - start
         # fold the standardisation into the first layer: a = X W1' + b1'
         W1 = lin1.weight.detach().double().numpy().T / self.sd_[:, None]

@@ -28,7 +28,9 @@ from mde.proxies.registry import register_proxy
 from mde.proxies.sampling import InputSampler
 from mde.validation import check_number
 
-__all__ = ["TreeProxy", "leaf_refit_values"]
+__all__ = ["TreeProxy", "leaf_refit_values", "GROW_RECORDS"]
+
+GROW_RECORDS = 20_000
 
 
 def leaf_refit_values(
@@ -119,16 +121,24 @@ class TreeProxy(Proxy):
         bandwidth = check_number("bandwidth", self.bandwidth, low=0.0)
         max_dim = check_number("max_dim", self.max_dim, integer=True, low=1)
         k = len(bb.classes_)
-        sampler = InputSampler(bandwidth, max_dim, self.random_state).fit(Xtr)
-        Xs = np.vstack([Xtr, sampler.sample(n_samples)]) if n_samples > 0 else Xtr
+        # a tree of max_leaves leaves needs no more than GROW_RECORDS training records to
+        # choose its splits: larger sets grow it on a seeded subsample (every record still
+        # counts in its leaf's refit below)
+        grow = Xtr
+        if len(Xtr) > GROW_RECORDS:
+            pick = np.random.default_rng(self.random_state).choice(len(Xtr), GROW_RECORDS, False)
+            grow = Xtr[np.sort(pick)]
+        sampler = InputSampler(bandwidth, max_dim, self.random_state).fit(grow)
+        Xs = np.vstack([grow, sampler.sample(n_samples)]) if n_samples > 0 else grow
         ys = np.argmax(bb.predict_proba(Xs), axis=1)
+        Xs = Xs.astype(np.float32)  # the tree's own dtype: no second copy inside sklearn
         self.tree_ = DecisionTreeClassifier(
             max_leaf_nodes=max_leaves, random_state=self.random_state
         )
         self.tree_.fit(Xs, ys)
         bb_te = np.argmax(bb.predict_proba(Xte), axis=1)
         baseline = DecisionTreeClassifier(max_leaf_nodes=max_leaves, random_state=self.random_state)
-        baseline.fit(Xtr, np.argmax(bb.predict_proba(Xtr), axis=1))
+        baseline.fit(Xs[: len(grow)], ys[: len(grow)])
         self.baseline_fidelity_ = float(np.mean(baseline.predict(Xte) == bb_te))
         self._index_tree(k)
         train_counts = np.zeros((self.n_leaves_, k))

@@ -154,3 +154,23 @@ def test_nearly_constant_features_do_not_blow_up_noise_records():
     fresh = p.efficacy(Xf, yf)
     assert fresh > 0
     assert p.efficacy(rng.uniform(0, 255, Xf.shape), rng.integers(0, 10, len(yf))) < 0.1 * fresh
+
+
+def test_an_epoch_visits_at_most_epoch_records(digits, model, monkeypatch):  # type: ignore[no-untyped-def]
+    import torch
+
+    import mde.proxies.student as student_module
+
+    monkeypatch.setattr(student_module, "EPOCH_RECORDS", 64)
+    steps = []
+    original = torch.optim.Adam.step
+    monkeypatch.setattr(
+        torch.optim.Adam,
+        "step",
+        lambda self, *a, **k: (steps.append(1), original(self, *a, **k))[1],
+    )
+    mde.build_proxy(
+        model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="student", epochs=3,
+        batch_size=16, n_samples=0, random_state=0,
+    )  # fmt: skip
+    assert len(steps) == 3 * 64 // 16  # not 3 * 300 / 16

@@ -110,3 +110,19 @@ def test_extraction_beats_relabelled_training_set_when_data_is_scarce(digits):
     )
     assert proxy.fidelity_ > proxy.baseline_fidelity_
     assert proxy.summary()["baseline_fidelity"] == proxy.baseline_fidelity_
+
+
+def test_large_training_sets_grow_the_tree_on_a_subsample_but_count_every_record(
+    digits, model, monkeypatch
+):  # type: ignore[no-untyped-def]
+    import mde.proxies.tree as tree_module
+
+    monkeypatch.setattr(tree_module, "GROW_RECORDS", 120)
+    p = mde.build_proxy(
+        model, digits.Xtr, digits.ytr, digits.Xte, digits.yte, kind="tree", n_samples=200,
+        max_leaves=8, random_state=0,
+    ).proxy  # fmt: skip
+    assert p.tree_.tree_.n_node_samples[0] == 120 + 200  # grown on 120 records + samples
+    np.testing.assert_array_equal(p.leaf_counts_.sum(axis=1), np.bincount(
+        p._leaf(digits.Xtr), minlength=p.n_leaves_))  # fmt: skip
+    assert p.leaf_counts_.sum() == len(digits.ytr)  # every training record in its leaf
