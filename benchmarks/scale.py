@@ -47,7 +47,7 @@ def write_parquet(path: str, n: int, d: int, classes: int, group: int = 25_000) 
 
     names = [f"f{j}" for j in range(d)]
     schema = pa.schema([(c, pa.float32()) for c in names] + [("label", pa.int64())])
-    with pq.ParquetWriter(path, schema, compression="none") as writer:
+    with pq.ParquetWriter(path, schema, compression="none", use_dictionary=False) as writer:
         for k, start in enumerate(range(0, n, group)):
             X, y = mixture(min(group, n - start), d, classes, seed=k + 1)
             cols = [pa.array(X[:, j]) for j in range(d)] + [pa.array(y)]
@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--skip", default="", help="comma list of parts to skip: records,shape,dask,build"
     )
+    ap.add_argument("--out", default=None, help="results/<out>.md, .json, .png (scale)")
+    ap.add_argument("--build-kinds", default="influence,tree,student", help="kinds to build")
+    ap.add_argument("--build-timeout", type=float, default=900.0, help="seconds per build")
     args = ap.parse_args(argv)
     if args.child == "build":
         print(json.dumps(child_build(args)))

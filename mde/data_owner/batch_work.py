@@ -24,7 +24,7 @@ from mde.proxies.membership import MembershipSketch
 from mde.validation import check_finite, encode_labels, record_digests
 from mde.wire.commitment import batch_leaves
 
-__all__ = ["PsiEngine", "check_batch", "hash_batch", "engine_for", "run_local"]
+__all__ = ["PsiEngine", "check_batch", "hash_batch", "engine_for", "prefetch", "run_local"]
 
 
 class PsiEngine:
@@ -116,6 +116,52 @@ def engine_for(psi_onnx: bytes, sketch: bytes | None, n_features: int, psi_dim: 
         return engine
 
 
+_DONE = object()
+
+
+def prefetch(batches: Iterator[RecordBatch], depth: int = 4) -> Iterator[RecordBatch]:
+    """The same batches, read ahead on a worker thread (Parquet decoding and memory-map reads
+    release the GIL): reading overlaps with scoring. At most ``depth`` batches wait; a
+    reader's error is raised here, in order; stopping early stops the reader."""
+    import queue
+
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        box.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            box.put(exc)
+
+    reader = threading.Thread(target=read, name="mde-offer-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = box.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                box.get_nowait()
+            except queue.Empty:
+                reader.join(0.05)
+
+
 def run_local(
     engine: PsiEngine,
     check: Callable[[RecordBatch], tuple[np.ndarray, np.ndarray]],
@@ -132,6 +178,7 @@ def run_local(
         from tqdm.auto import tqdm
 
         batches = iter(tqdm(batches, desc="scoring", unit="batch"))
+    batches = prefetch(batches)
     pending: deque[tuple[Any, ...]] = deque()
 
     def combine() -> int:

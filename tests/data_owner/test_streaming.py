@@ -223,3 +223,24 @@ def test_offer_batches_never_copy_a_memory_map_whole(tmp_path) -> None:  # type:
     batches = list(offer_batches(mm, np.zeros(40), n_features=3, batch_size=16))
     assert [b.start for b in batches] == [0, 16, 32]
     assert all(np.shares_memory(b.X, mm) for b in batches)  # views of the map, read lazily
+
+
+def test_prefetch_keeps_order_raises_in_order_and_stops_its_reader() -> None:
+    import threading
+
+    from mde.data_owner.batch_work import prefetch
+
+    def source():  # type: ignore[no-untyped-def]
+        for i in range(3):
+            yield i
+        raise mde.InputError("record 3 is bad")
+
+    got = []
+    with pytest.raises(mde.InputError, match="record 3"):
+        for item in prefetch(source(), depth=1):  # type: ignore[arg-type]
+            got.append(item)
+    assert got == [0, 1, 2]
+    endless = prefetch(iter(range(10**9)), depth=2)  # type: ignore[arg-type]
+    assert next(endless) == 0
+    endless.close()  # the consumer stops early: the reader thread ends too
+    assert not any(t.name == "mde-offer-reader" and t.is_alive() for t in threading.enumerate())
