@@ -156,6 +156,8 @@ def child_build(args: argparse.Namespace) -> dict[str, Any]:
     import mde
 
     X, y = mixture(args.n + 2000, args.d, args.classes, seed=0)
+    if args.float64:
+        X = X.astype(np.float64)
     Xtr, ytr, Xte, yte = X[: args.n], y[: args.n], X[args.n :], y[args.n :]
     model = LogisticRegression(C=0.1, max_iter=100).fit(Xtr[:5000], ytr[:5000])
     base = _reset_peak()
@@ -184,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--skip", default="", help="comma list of parts to skip: records,shape,dask,build"
     )
+    ap.add_argument("--float64", action="store_true", help="build on float64 records")
     ap.add_argument("--out", default=None, help="results/<out>.md, .json, .png (scale)")
     ap.add_argument("--build-kinds", default="influence,tree,student", help="kinds to build")
     ap.add_argument("--build-timeout", type=float, default=900.0, help="seconds per build")

@@ -615,3 +615,20 @@ def test_a_parquet_offer_is_scored_streamed_delivered_and_settled(files, digits,
     capsys.readouterr()
     parquet, proxy = str(d / "offer.parquet"), str(d / "p.mdeproxy")
     assert _deliver_and_settle(d, str(d / "a.mde"), proxy, parquet) == 0
+
+
+def test_version_and_help_answer_without_loading_the_library(capsys):
+    import subprocess
+    import sys
+
+    import mde
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"mde {mde.__version__}"
+    # a fresh interpreter: the command line's help imports no estimator or crypto library
+    code = "import sys; from mde.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"
+    heavy = "('sklearn', 'tenseal', 'onnxruntime', 'scipy')"
+    code += f"print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

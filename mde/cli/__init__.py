@@ -18,6 +18,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mde", description="Price training data against a model before either side reveals it."
     )
+    from mde.version import __version__
+
+    p.add_argument("--version", action="version", version=f"mde {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser(

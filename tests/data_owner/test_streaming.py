@@ -231,8 +231,7 @@ def test_prefetch_keeps_order_raises_in_order_and_stops_its_reader() -> None:
     from mde.data_owner.batch_work import prefetch
 
     def source():  # type: ignore[no-untyped-def]
-        for i in range(3):
-            yield i
+        yield from range(3)
         raise mde.InputError("record 3 is bad")
 
     got = []
