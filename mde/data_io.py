@@ -81,7 +81,7 @@ def read_dataset(
             raise InputError(f"{p!r} has a non-numeric feature value: {exc}") from exc
         return X, _label_array([r[j] for r in body])
     if is_parquet_path(p):  # read whole (scoring streams it; see mde.offers)
-        from mde.offers import ParquetOffer
+        from mde.offers.parquet import ParquetOffer
 
         offer = ParquetOffer(p, label_column or "label")
         parts = list(offer.batches(1 << 16, len(offer.feature_columns)))

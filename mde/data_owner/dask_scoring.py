@@ -24,7 +24,7 @@ from mde.data_owner.offer_pass import scored_values
 from mde.data_owner.sealed import Scorer
 from mde.errors import InputError
 from mde.numerics import ExactSum
-from mde.offers import ParquetOffer, clear_reader_cache, read_partition
+from mde.offers.parquet import ParquetOffer, clear_reader_cache, read_partition
 from mde.wire.sealed_score import SealedScore
 
 __all__ = ["score_on_dask"]
