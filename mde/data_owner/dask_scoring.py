@@ -99,8 +99,12 @@ def score_on_dask(
     InputError
         If the offer is malformed (the worker's message names the record and column).
     """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        raise InputError(f"window must be a positive integer; got {window!r}.")
     m = scorer.manifest
-    offer = ParquetOffer(path, label_column, m.feature_names)
+    offer = ParquetOffer(os.path.abspath(os.fspath(path)), label_column, m.feature_names)
     offer.check_width(m.n_features)
     fragments = offer.fragments()
     if not fragments or sum(n for _, _, n in fragments) == 0:

@@ -132,7 +132,7 @@ def read_partition(
             part = reader.read_row_group(row_group, columns=names, use_threads=False)
             block = _arrow_features(path, part, names, start)
             if X is None:
-                X = np.empty((n, len(feature_columns)), dtype=block.dtype)
+                X = np.empty((n, len(feature_columns)), dtype=_dtype_of(reader, feature_columns))
             X[:, j : j + len(names)] = block
             del part, block
         label = reader.read_row_group(row_group, columns=[label_column], use_threads=False)
@@ -147,6 +147,17 @@ def read_partition(
 
 
 _COLUMNS_PER_READ = 128
+
+
+def _dtype_of(reader: Any, names: list[str]) -> Any:
+    """float32 when every feature column is float32 (exact), else float64 (exact for float16,
+    float32, float64 and integers up to 2**53): never the narrower type of one block."""
+    pa = require("pyarrow", extra="parquet")
+    schema = reader.schema_arrow
+    kinds = {schema.field(n).type for n in names}
+    return np.float32 if kinds == {pa.float32()} else np.float64
+
+
 _OPEN = threading.local()
 
 

@@ -7,6 +7,7 @@ look-up, not with the package: the data owner's scorer never needs them.
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mde.errors import InputError
@@ -18,16 +19,19 @@ __all__ = ["register_proxy", "proxy_kinds", "proxy_class", "make_proxy"]
 
 P = TypeVar("P", bound="type[Proxy]")
 _KINDS: dict[str, type[Proxy]] = {}
-_BUILTIN_MODULES = ("influence", "poly", "student", "tree")
-_builtins_loaded = False
+_BUILTIN_MODULES = tuple(f"mde.proxies.{m}" for m in ("influence", "poly", "student", "tree"))
+_LOCK = threading.RLock()
+_loaded: set[str] = set()
 
 
 def _load_builtins() -> None:
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
+    """Import every built-in kind's module once (each registers itself); thread-safe, and a
+    module that failed to import is tried again on the next look-up."""
+    with _LOCK:
         for name in _BUILTIN_MODULES:
-            importlib.import_module(f"mde.proxies.{name}")
+            if name not in _loaded:
+                importlib.import_module(name)
+                _loaded.add(name)
 
 
 def register_proxy(cls: P) -> P:
@@ -39,7 +43,7 @@ def register_proxy(cls: P) -> P:
         If another class already holds that kind.
     """
     kind = cls.kind
-    if cls.__module__.removeprefix("mde.proxies.") not in _BUILTIN_MODULES:
+    if cls.__module__ not in _BUILTIN_MODULES:
         _load_builtins()  # a user's kind must not take a built-in name
     if kind in _KINDS and _KINDS[kind] is not cls:
         raise InputError(f"proxy kind {kind!r} is already registered by {_KINDS[kind].__name__}.")

@@ -104,6 +104,8 @@ class Fingerprint:
             self._flush()
 
     def _flush(self) -> None:
+        if not self._rows:  # nothing held (the last batch spilled, or a second call)
+            return
         if self._spill is None:
             self._spill = tempfile.TemporaryDirectory(prefix="mde-fingerprint-")
         rows = np.concatenate(self._rows)

@@ -243,3 +243,27 @@ def test_prefetch_keeps_order_raises_in_order_and_stops_its_reader() -> None:
     assert next(endless) == 0
     endless.close()  # the consumer stops early: the reader thread ends too
     assert not any(t.name == "mde-offer-reader" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_fingerprint_whose_last_batch_spilled_still_answers(digits) -> None:  # type: ignore[no-untyped-def]
+    X, y = digits.Xc[:5], digits.yc[:5]
+    whole = Fingerprint(64)
+    whole.update(X, y)
+    spilled = Fingerprint(64, memory_records=4)
+    spilled.update(X, y)  # 5 > 4: this batch spills, nothing stays held
+    assert spilled.hexdigest() == whole.hexdigest() == spilled.hexdigest()
+    spilled.close()
+
+
+def test_parquet_features_keep_the_widest_column_type(digits, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import mde.offers.parquet as parquet
+
+    monkeypatch.setattr(parquet, "_COLUMNS_PER_READ", 8)  # the first block: float16 columns
+    X = digits.Xc[:20] + np.linspace(0.0, 1.0, 64) * 1e-3  # values float16 cannot hold
+    cols = {
+        f"f{j}": pa.array(X[:, j].astype(np.float16 if j < 8 else np.float64)) for j in range(64)
+    }
+    pq.write_table(pa.table({**cols, "label": digits.yc[:20]}), tmp_path / "mixed.parquet")
+    (batch,) = parquet.ParquetOffer(str(tmp_path / "mixed.parquet")).batches(100, 64)
+    np.testing.assert_array_equal(batch.X[:, 8:], X[:, 8:])  # float64 columns exact
+    np.testing.assert_array_equal(batch.X[:, :8], X[:, :8].astype(np.float16))

@@ -105,3 +105,15 @@ def test_bad_input(built, digits):
             f(digits.Xc[:5], np.r_[y[:4], 11])
         with pytest.raises(mde.InputError, match="features"):
             f(digits.Xc[:5, :3], y)
+
+
+def test_a_user_kind_cannot_take_a_builtin_name_before_the_builtins_load() -> None:
+    import mde.proxies.registry as registry
+    from mde.proxies.base import Proxy
+
+    # a user's own module called "student" (not mde.proxies.student)
+    impostor = type("MyStudent", (Proxy,), {"kind": "student", "__module__": "student"})
+    with pytest.raises(mde.InputError, match="already registered"):
+        registry.register_proxy(impostor)
+    assert registry.proxy_class("student").__module__ == "mde.proxies.student"
+    assert {"influence", "influence-poly", "student", "tree"} <= set(registry.proxy_kinds())
