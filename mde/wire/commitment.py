@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 
 from mde.validation import record_digests
-from mde.wire.merkle import MerkleBuilder, commitment_hex, salted_leaf_hashes
+from mde.wire.merkle import MerkleBuilder, commitment_hex, leaf_hashes, record_salts
 
 __all__ = ["Committer", "Fingerprint", "batch_leaves", "commit", "new_seed"]
 
@@ -70,7 +70,7 @@ class Committer:
 
 def batch_leaves(X: np.ndarray, y_idx: np.ndarray, seed: bytes, start: int) -> np.ndarray:
     """Leaf hashes of records ``start, start + 1, ...`` of an offer under ``seed``."""
-    return salted_leaf_hashes(X, y_idx, seed, start)
+    return leaf_hashes(X, y_idx, record_salts(seed, start, X.shape[0]))
 
 
 class Fingerprint:

@@ -24,7 +24,6 @@ __all__ = [
     "HASH_BYTES",
     "record_salts",
     "leaf_hashes",
-    "salted_leaf_hashes",
     "MerkleBuilder",
     "merkle_root",
     "inclusion_proof",
@@ -144,35 +143,6 @@ def leaf_hashes(X: np.ndarray, y_idx: np.ndarray, salts: np.ndarray) -> np.ndarr
     for i in range(n):
         h = prefix.copy()
         h.update(ss[i * SALT_BYTES : (i + 1) * SALT_BYTES])
-        h.update(xs[i * row : (i + 1) * row])
-        h.update(ys[i * 8 : (i + 1) * 8])
-        out[i * HASH_BYTES : (i + 1) * HASH_BYTES] = h.digest()
-    return np.frombuffer(out, dtype=np.uint8).reshape(n, HASH_BYTES)
-
-
-def salted_leaf_hashes(X: np.ndarray, y_idx: np.ndarray, seed: bytes, start: int) -> np.ndarray:
-    """``leaf_hashes(X, y_idx, record_salts(seed, start, n))`` in one pass (the salts are
-    never materialised): the commitment's hot loop."""
-    Xc = np.ascontiguousarray(X, dtype="<f4")
-    yc = np.ascontiguousarray(y_idx, dtype="<i8")
-    if Xc.ndim != 2 or yc.shape != (Xc.shape[0],):
-        raise ValueError(f"X must be (n, d) and y_idx (n,); got {Xc.shape}, {yc.shape}")
-    if not isinstance(seed, bytes | bytearray) or len(seed) != SEED_BYTES:
-        raise ValueError(f"seed must be {SEED_BYTES} bytes")
-    n, d = Xc.shape
-    if not _is_int(start) or not 0 <= start <= start + n <= 2**64:
-        raise ValueError("start must be non-negative and index records in 8 bytes")
-    row, key, first = 4 * d, bytes(seed), int(start)
-    xs, ys = Xc.reshape(-1).view(np.uint8).data, yc.view(np.uint8).data
-    prefix = hashlib.sha256(b"\x00" + _RECORD_TAG)
-    blake = hashlib.blake2b
-    out = bytearray(n * HASH_BYTES)
-    for i in range(n):
-        h = prefix.copy()
-        h.update(
-            blake((first + i).to_bytes(8, "little"), key=key, digest_size=SALT_BYTES,
-                  person=_SALT_PERSON).digest()
-        )  # fmt: skip
         h.update(xs[i * row : (i + 1) * row])
         h.update(ys[i * 8 : (i + 1) * 8])
         out[i * HASH_BYTES : (i + 1) * HASH_BYTES] = h.digest()

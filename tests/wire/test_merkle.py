@@ -424,22 +424,3 @@ def test_commitment_known_answer_binds_root_and_shape() -> None:
     for bad in [(root[:31], 1, 1), (root, -1, 1), (root, 1, -1), (None, 1, 1)]:
         with pytest.raises(ValueError):
             commitment_hex(*bad)  # type: ignore[arg-type]
-
-
-def test_salted_leaves_in_one_pass_equal_leaves_of_the_derived_salts() -> None:
-    from mde.wire.merkle import salted_leaf_hashes
-
-    rng = np.random.default_rng(5)
-    X = rng.standard_normal((37, 6)).astype(np.float32)
-    y = rng.integers(0, 3, 37)
-    seed = bytes(range(32))
-    for start in (0, 1, 2**40):
-        np.testing.assert_array_equal(
-            salted_leaf_hashes(X, y, seed, start), leaf_hashes(X, y, record_salts(seed, start, 37))
-        )
-    with pytest.raises(ValueError, match="seed"):
-        salted_leaf_hashes(X, y, b"short", 0)
-    with pytest.raises(ValueError, match="start"):
-        salted_leaf_hashes(X, y, seed, -1)
-    with pytest.raises(ValueError, match="y_idx"):
-        salted_leaf_hashes(X, y[:-1], seed, 0)
