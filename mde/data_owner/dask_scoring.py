@@ -25,6 +25,7 @@ from mde.data_owner.sealed import Scorer
 from mde.errors import InputError
 from mde.numerics import ExactSum
 from mde.offers.parquet import ParquetOffer, clear_reader_cache, read_partition
+from mde.validation import check_number
 from mde.wire.sealed_score import SealedScore
 
 __all__ = ["score_on_dask"]
@@ -99,10 +100,8 @@ def score_on_dask(
     InputError
         If the offer is malformed (the worker's message names the record and column).
     """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
-    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
-        raise InputError(f"window must be a positive integer; got {window!r}.")
+    batch_size = check_number("batch_size", batch_size, integer=True, low=1)
+    window = check_number("window (partitions in flight)", window, integer=True, low=1)
     m = scorer.manifest
     offer = ParquetOffer(os.path.abspath(os.fspath(path)), label_column, m.feature_names)
     offer.check_width(m.n_features)

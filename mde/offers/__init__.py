@@ -23,7 +23,7 @@ import numpy as np
 
 from mde.errors import InputError
 from mde.offers.batch import RecordBatch
-from mde.validation import check_matrix, feature_names_of
+from mde.validation import check_matrix, check_number, feature_names_of
 
 __all__ = ["RecordBatch", "offer_batches", "is_parquet_path"]
 
@@ -34,14 +34,6 @@ def is_parquet_path(path: Any) -> bool:
         return False
     p = os.fspath(path)
     return p.endswith((".parquet", ".pq")) or os.path.isdir(p)
-
-
-def _check_batch_size(batch_size: Any) -> int:
-    if not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool):
-        raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
-    return int(batch_size)
 
 
 def offer_batches(
@@ -60,7 +52,7 @@ def offer_batches(
     InputError
         If a source or a batch is malformed (the message names the record or column).
     """
-    size = _check_batch_size(batch_size)
+    size = check_number("batch_size", batch_size, integer=True, low=1)
     if is_parquet_path(X):
         if y is not None:
             raise InputError("a Parquet offer holds its labels; pass y=None and label_column.")
